@@ -1,0 +1,97 @@
+"""The Uploadcare keys, read from Secrets Manager through Powertools parameters with a cache.
+
+The secret is JSON: {"public_key": ..., "secret_key": ..., "webhook_signing_secret": ...}.
+A refresh (after a 401 from Uploadcare or a webhook signature mismatch) re-reads it at most once per
+`min_refresh_seconds`, so a rotated key is picked up without a redeploy and a flood of bad signatures cannot
+turn into a flood of Secrets Manager calls.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aws_lambda_powertools.utilities import parameters
+
+CACHE_SECONDS = 300
+MIN_REFRESH_SECONDS = 60
+REQUIRED_FIELDS = ("public_key", "secret_key", "webhook_signing_secret")
+
+
+class SecretConfigError(Exception):
+    """The secret exists but its content is unusable (not JSON, or a field missing); a deployment problem."""
+
+
+class SecretUnavailableError(Exception):
+    """Secrets Manager could not be reached or refused the read; worth retrying later."""
+
+
+@dataclass(frozen=True)
+class UploadcareKeys:
+    public_key: str
+    secret_key: str = field(repr=False)
+    webhook_signing_secret: str = field(repr=False)
+
+
+def parse_keys(value: Any, secret_id: str, required: tuple[str, ...] = REQUIRED_FIELDS) -> UploadcareKeys:
+    if not isinstance(value, dict):
+        raise SecretConfigError(f"secret {secret_id} is not a JSON object")
+    missing = [name for name in required if not isinstance(value.get(name), str) or not value[name]]
+    if missing:
+        raise SecretConfigError(f"secret {secret_id} lacks {', '.join(missing)}")
+    return UploadcareKeys(
+        public_key=str(value.get("public_key", "")),
+        secret_key=str(value.get("secret_key", "")),
+        webhook_signing_secret=str(value.get("webhook_signing_secret", "")),
+    )
+
+
+def _fetch_from_secrets_manager(secret_id: str, force: bool) -> Any:
+    return parameters.get_secret(secret_id, transform="json", max_age=CACHE_SECONDS, force_fetch=force)
+
+
+class KeyStore:
+    """Cached access to one secret, with a rate-limited forced refresh. Thread-safe."""
+
+    def __init__(
+        self,
+        secret_id: str,
+        *,
+        required: tuple[str, ...] = REQUIRED_FIELDS,
+        fetch: Callable[[str, bool], Any] = _fetch_from_secrets_manager,
+        clock: Callable[[], float] = time.monotonic,
+        min_refresh_seconds: float = MIN_REFRESH_SECONDS,
+    ) -> None:
+        self.secret_id = secret_id
+        self._required = required
+        self._fetch = fetch
+        self._clock = clock
+        self._min_refresh = min_refresh_seconds
+        self._last_refresh: float | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> UploadcareKeys:
+        return self._read(force=False)
+
+    def refresh(self) -> UploadcareKeys | None:
+        """Re-read the secret, bypassing the cache, unless that was done less than a minute ago (then None)."""
+        with self._lock:
+            now = self._clock()
+            if self._last_refresh is not None and now - self._last_refresh < self._min_refresh:
+                return None
+            self._last_refresh = now
+        return self._read(force=True)
+
+    def _read(self, force: bool) -> UploadcareKeys:
+        try:
+            value = self._fetch(self.secret_id, force)
+        except parameters.exceptions.TransformParameterError as error:
+            raise SecretConfigError(f"secret {self.secret_id} is not valid JSON") from error
+        except parameters.exceptions.GetParameterError as error:
+            raise SecretUnavailableError(
+                f"cannot read secret {self.secret_id}: {type(error.__cause__).__name__}"
+            ) from error
+        return parse_keys(value, self.secret_id, self._required)
