@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import pytest
+import urllib3
 
 from tests.conftest import load_vector
 from uploadcare_s3_copy.uploadcare import ACCEPT, Credentials, UploadcareClient, signature, string_to_sign
@@ -40,8 +41,6 @@ class _RecordingPool:
         self._body = json.dumps(body).encode()
 
     def request(self, method: str, url: str, **kwargs: Any) -> Any:
-        import urllib3
-
         self.calls.append({"method": method, "url": url, **kwargs})
         return urllib3.HTTPResponse(body=self._body, status=self._status, headers={}, preload_content=True)
 
