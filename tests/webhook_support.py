@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import copy
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -24,16 +23,14 @@ BAD_SIGNATURE = "webhook-bad-signature.json"
 METRICS_NAMESPACE = "UploadcareS3CopyTest"
 
 
-def powertools_for_tests(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Service name and metrics namespace as the template sets them, and no metrics left over afterwards.
+def powertools_for_tests(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Service name and metrics namespace as the template sets them (clear `metrics` after the test).
 
     The shared Metrics object read its namespace when it was created, possibly before this test: set it too.
     """
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "uploadcare-s3-copy-webhook")
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", METRICS_NAMESPACE)
     monkeypatch.setattr(metrics, "namespace", METRICS_NAMESPACE)
-    yield
-    metrics.clear_metrics()
 
 
 def sample_payload(name: str = FILE_UPLOADED) -> dict[str, Any]:

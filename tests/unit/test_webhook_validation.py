@@ -26,6 +26,7 @@ from tests.webhook_support import (
     unit_app,
 )
 from uploadcare_s3_copy.copy_request import CopyRequest
+from uploadcare_s3_copy.observability import metrics
 from uploadcare_s3_copy.webhook import (
     QueueUnavailableError,
     Refused,
@@ -41,7 +42,9 @@ UUID = "9f3e6b2a-4c1d-4e8f-a5b7-0d2c8e6f1a43"
 
 @pytest.fixture(autouse=True)
 def _powertools(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    yield from powertools_for_tests(monkeypatch)
+    powertools_for_tests(monkeypatch)
+    yield
+    metrics.clear_metrics()
 
 
 def _with_data(**changes: Any) -> dict[str, Any]:
