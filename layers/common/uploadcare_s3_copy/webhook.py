@@ -39,9 +39,9 @@ from uploadcare_s3_copy.secrets import KeyStore, SecretConfigError, SecretUnavai
 FILE_UPLOADED = "file.uploaded"
 # The webhook needs only the signing secret; the REST keys in the same secret are the copier's business.
 WEBHOOK_SECRET_FIELDS = ("webhook_signing_secret",)
-# Fail fast and let Uploadcare retry rather than hold the HTTP API's 30 s integration timeout. Standard retries
-# make 3 attempts in all unless AWS_MAX_ATTEMPTS says otherwise.
-SQS_CLIENT_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard"})
+# Fail fast and let Uploadcare retry rather than outlive the function's timeout (5 s in template.yaml): a SendMessage
+# takes tens of milliseconds, so two attempts of at most 1 s connect + 1 s read, with standard back-off, fit.
+SQS_CLIENT_CONFIG = Config(connect_timeout=1, read_timeout=1, retries={"mode": "standard", "total_max_attempts": 2})
 _MAX_EVENT_NAME = 64  # an event name is echoed in the answer and the log; Uploadcare's are ~15 characters
 _OPTIONAL_TEXT_FIELDS = ("original_filename", "mime_type", "original_file_url")
 
@@ -109,6 +109,10 @@ class Refused(Exception):
         self.answer = answer
 
 
+def _too_large(max_body_bytes: int) -> Refused:
+    return Refused(rejected(413, WebhookReason.BODY_TOO_LARGE, f"body is larger than the {max_body_bytes}-byte limit"))
+
+
 def _invalid(message: str) -> Refused:
     return Refused(rejected(400, WebhookReason.INVALID_PAYLOAD, message))
 
@@ -141,28 +145,25 @@ def max_base64_length(max_body_bytes: int) -> int:
 
 def read_body(event: Mapping[str, Any], max_body_bytes: int) -> bytes:
     """The raw body bytes as Uploadcare sent them, within the size cap; refuses before decoding what is too big."""
-    too_large = Refused(
-        rejected(413, WebhookReason.BODY_TOO_LARGE, f"body is larger than the {max_body_bytes}-byte limit")
-    )
     raw = event.get("body") or ""
     if not isinstance(raw, str):
         raise Refused(rejected(400, WebhookReason.BAD_ENCODING, "body is not text"))
     if event.get("isBase64Encoded") is True:
         if len(raw) > max_base64_length(max_body_bytes):
-            raise too_large
+            raise _too_large(max_body_bytes)
         try:
             body = base64.b64decode(raw, validate=True)
         except binascii.Error:
             raise Refused(rejected(400, WebhookReason.BAD_ENCODING, "body is not valid base64")) from None
     else:
         if len(raw) > max_body_bytes:  # every character is at least one byte: no need to encode to know
-            raise too_large
+            raise _too_large(max_body_bytes)
         try:
             body = raw.encode("utf-8")
         except UnicodeEncodeError:  # a lone surrogate cannot have come from UTF-8 bytes
             raise Refused(rejected(400, WebhookReason.NOT_UTF8, "body is not UTF-8")) from None
     if len(body) > max_body_bytes:
-        raise too_large
+        raise _too_large(max_body_bytes)
     return body
 
 
