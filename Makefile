@@ -24,7 +24,7 @@ $(SAM_VENV)/.stamp: requirements/sam.txt
 venv: $(VENV)/.stamp
 sam-venv: $(SAM_VENV)/.stamp
 
-test: lint types unit integration
+test: lint types unit integration template template-check sam-build
 
 lint: venv
 	$(VENV)/bin/ruff check $(SRC)
@@ -38,6 +38,23 @@ unit: venv
 
 integration: venv
 	$(PY) -m pytest tests/integration
+
+# The SAM application, offline: its own tests, cfn-lint (exits 2 on errors and 4 on warnings only; make fails on
+# both), `sam validate --lint`, and a real `sam build` for arm64 (sam checks that python3.13 is on the PATH).
+SAM_ENV := AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \
+           AWS_EC2_METADATA_DISABLED=true SAM_CLI_TELEMETRY=0
+.PHONY: template template-check sam-build
+
+template: venv
+	$(PY) -m pytest tests/template
+
+template-check: venv sam-venv
+	$(VENV)/bin/cfn-lint template.yaml
+	$(SAM_ENV) $(SAM_VENV)/bin/sam validate --lint
+
+sam-build: sam-venv
+	PATH="$$(dirname "$$(scripts/find-python.sh)"):$$PATH" $(SAM_ENV) \
+	  $(SAM_VENV)/bin/sam build --build-dir .aws-sam/build --parameter-overrides Architecture=arm64
 
 lock: venv
 	$(PY) -m pip install --quiet -r requirements/dev.in
