@@ -35,7 +35,7 @@ from devkit.servers import FAKE_AWS_ENV, aws_env, moto_server
 ROOT = Path(__file__).resolve().parent.parent
 EVENT = ROOT / "events" / "webhook-file-uploaded.json"
 PYTHONPATH = os.pathsep.join(str(ROOT / part) for part in ("layers/common", "functions/webhook", "."))
-# Modules the webhook must not load at cold start (pyproject's promise: no pydantic, parser, resolver, idempotency,
+# Modules the webhook must not load at cold start (design: no pydantic, parser, resolver, idempotency,
 # nor the Uploadcare REST client).
 UNWANTED = (
     "pydantic",
