@@ -1,0 +1,108 @@
+"""A copier under test: its AWS resources on the session's moto server, the Uploadcare emulator in front of the
+same bucket, and the SQS poller that runs `handle_copy.lambda_handler` as Lambda's event source mapping would."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+from aws_lambda_powertools.utilities import parameters
+from botocore.exceptions import ClientError
+
+import handle_copy
+from devkit.emulator import EmulatedFile, Storage, UploadcareEmulator
+from devkit.local_resources import LocalStack, StackSpec, create_stack, read_queue
+from devkit.sqs_poller import PollStats, drain, poll_once
+from uploadcare_s3_copy.copy_request import CopyRequest
+from uploadcare_s3_copy.observability import metrics
+from uploadcare_s3_copy.patterns import predict_key
+
+PUBLIC_KEY = "copier-public-key"
+SECRET_KEY = "copier-secret-key"
+STORAGE = "copy-storage"
+PREFIX = "uploads/"
+
+
+@dataclass
+class CopierHarness:
+    stack: LocalStack
+    emulator: UploadcareEmulator
+
+    @property
+    def bucket(self) -> str:
+        return self.stack.bucket
+
+    def add_file(self, **kwargs: Any) -> EmulatedFile:
+        return self.emulator.add_file(**kwargs)
+
+    def request_for(self, file: EmulatedFile) -> CopyRequest:
+        info = self.emulator.file_info(file.uuid)
+        return CopyRequest.from_file_info(info, event="file.uploaded", origin="manual")
+
+    def send(self, *files: EmulatedFile) -> list[str]:
+        """Queues one copy request per file; returns the message bodies as sent."""
+        bodies = [self.request_for(file).to_message() for file in files]
+        for body in bodies:
+            self.send_body(body)
+        return bodies
+
+    def send_body(self, body: str) -> None:
+        boto3.client("sqs").send_message(QueueUrl=self.stack.queue_url, MessageBody=body)
+
+    def drain(self, batch_size: int = 10) -> PollStats:
+        return drain(boto3.client("sqs"), self.stack.queue_url, handle_copy.lambda_handler, batch_size=batch_size)
+
+    def poll_once(self) -> PollStats:
+        stats = PollStats()
+        poll_once(boto3.client("sqs"), self.stack.queue_url, handle_copy.lambda_handler, stats=stats)
+        return stats
+
+    def dead_letters(self) -> list[dict[str, Any]]:
+        return read_queue(self.stack.dlq_url)
+
+    def queue_depth(self) -> int:
+        attributes = boto3.client("sqs").get_queue_attributes(
+            QueueUrl=self.stack.queue_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
+
+    def object_size(self, key: str) -> int | None:
+        try:
+            return int(boto3.client("s3").head_object(Bucket=self.bucket, Key=key)["ContentLength"])
+        except ClientError:
+            return None
+
+    def key_of(self, file: EmulatedFile) -> str:
+        return predict_key(PREFIX, "${default}", file.uuid, file.original_filename)
+
+
+def reason_of(message: dict[str, Any]) -> str:
+    return str(message["MessageAttributes"]["reason"]["StringValue"])
+
+
+def detail_of(message: dict[str, Any]) -> str:
+    return str(message["MessageAttributes"]["detail"]["StringValue"])
+
+
+@pytest.fixture
+def copier(aws: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[CopierHarness]:
+    stack = create_stack(StackSpec(public_key=PUBLIC_KEY, secret_key=SECRET_KEY, storage=STORAGE, prefix=PREFIX))
+    storage = Storage(STORAGE, stack.bucket, PREFIX)
+    with UploadcareEmulator(
+        public_key=PUBLIC_KEY, secret_key=SECRET_KEY, storages=[storage], aws_endpoint=aws
+    ) as emulator:
+        for name, value in stack.copier_env(emulator.url).items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.setattr(metrics, "namespace", "UploadcareS3Copy")
+        parameters.clear_caches()  # type: ignore[no-untyped-call]
+        handle_copy.reset()
+        try:
+            yield CopierHarness(stack, emulator)
+        finally:
+            handle_copy.reset()
+            parameters.clear_caches()  # type: ignore[no-untyped-call]
+            metrics.clear_metrics()
