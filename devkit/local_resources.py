@@ -1,26 +1,41 @@
-"""Creates the AWS resources of one stack on a local (moto) endpoint, and the functions' environment for them.
+"""Creates one stack's AWS resources on a local (moto) endpoint from template.yaml's own definitions.
 
-The demo, the integration tests and the benchmarks all use this, so they cannot drift from each other.
+The queues (visibility timeout, retention, redrive to the DLQ after MaxReceiveCount) and the idempotency table
+(key, TTL attribute) are read from the template and created as it declares them; the functions' environment is the
+template's, resolved against the local resources. The secret and the bucket are parameters of the template (they
+exist before a deployment), so they are created here from the parameter values. The demo, the integration tests,
+the local runner and the benchmarks all use this, so none of them can drift from the template.
 """
 
 from __future__ import annotations
 
 import json
 import uuid as uuidlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import boto3
 
-DEMO_PUBLIC_KEY = "demopublickey"
+from devkit.cfn_template import Stack, load_template
+from devkit.make_events import SAMPLE_PUBLIC_KEY
+from devkit.make_events import SAMPLE_SIGNING_SECRET as DEMO_SIGNING_SECRET
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE = ROOT / "template.yaml"
+
+DEMO_PUBLIC_KEY = SAMPLE_PUBLIC_KEY
 DEMO_SECRET_KEY = "demosecretkey"  # noqa: S105 - a sample value for local runs, documented in events/README.md
-DEMO_SIGNING_SECRET = "demo-signing-secret"  # noqa: S105 - ditto
 DEMO_STORAGE = "demo-storage"
+DEFAULT_API_URL = "https://api.uploadcare.com/"
+# Only for local runs: X-Ray has no daemon here, and the handlers' JSON logs would drown the demo's own output.
+LOCAL_ONLY_ENV = {"POWERTOOLS_TRACE_DISABLED": "true"}
 
 
 @dataclass(frozen=True)
 class StackSpec:
-    """The knobs of a local stack; defaults mirror template.yaml's parameter defaults."""
+    """The parameters of a local stack; what is not set here takes template.yaml's default."""
 
     name: str = field(default_factory=lambda: f"local-{uuidlib.uuid4().hex[:8]}")
     public_key: str = DEMO_PUBLIC_KEY
@@ -28,12 +43,39 @@ class StackSpec:
     signing_secret: str = DEMO_SIGNING_SECRET
     storage: str = DEMO_STORAGE
     prefix: str = ""
-    pattern: str = "${default}"
-    make_public: bool = False
-    skip_derived: bool = False
-    max_receive_count: int = 5
-    visibility_timeout: int = 1800
-    concurrency: int = 10
+    api_url: str = DEFAULT_API_URL
+    log_level: str = "WARNING"
+    parameters: Mapping[str, str] = field(default_factory=dict)  # any other template parameter
+
+
+class _LocalTemplate(Stack):
+    """The template evaluated with the physical ids of the resources created locally."""
+
+    def __init__(self, template: Mapping[str, Any], parameters: Mapping[str, str], stack_name: str) -> None:
+        super().__init__(template, parameters)
+        self.stack_name = stack_name
+        self.physical: dict[str, dict[str, str]] = {}
+
+    def ref(self, name: str) -> Any:
+        if name == "AWS::StackName":
+            return self.stack_name
+        if name in self.physical:
+            return self.physical[name]["Ref"]
+        return super().ref(name)
+
+    def get_att(self, logical_id: str, attribute: str) -> str:
+        if logical_id in self.physical and attribute in self.physical[logical_id]:
+            return self.physical[logical_id][attribute]
+        return super().get_att(logical_id, attribute)
+
+    def resources(self, resource_type: str) -> list[str]:
+        return [name for name, resource in self.template["Resources"].items() if resource["Type"] == resource_type]
+
+    def function_environment(self, logical_id: str) -> dict[str, str]:
+        """A function's variables as SAM merges them (Globals first, the function's own on top), resolved."""
+        shared = self.template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
+        own = self.properties(logical_id).get("Environment", {}).get("Variables", {})
+        return {name: str(value) for name, value in self.resolve({**shared, **own}).items()}
 
 
 @dataclass(frozen=True)
@@ -44,31 +86,20 @@ class LocalStack:
     queue_url: str
     dlq_url: str
     table: str
+    environments: Mapping[str, Mapping[str, str]]  # by function logical id, as template.yaml declares them
+    handlers: Mapping[str, str]  # by function logical id: "<CodeUri>:<module.function>"
+
+    def env_for(self, function: str) -> dict[str, str]:
+        return {**self.environments[function], **LOCAL_ONLY_ENV}
 
     def webhook_env(self) -> dict[str, str]:
-        return {
-            "UPLOADCARE_SECRET_ID": self.secret_id,
-            "COPY_QUEUE_URL": self.queue_url,
-            "SKIP_DERIVED": str(self.spec.skip_derived).lower(),
-            **POWERTOOLS_ENV,
-            "POWERTOOLS_SERVICE_NAME": "uploadcare-webhook",
-        }
+        return self.env_for("WebhookFunction")
 
-    def copier_env(self, api_url: str) -> dict[str, str]:
-        return {
-            "UPLOADCARE_SECRET_ID": self.secret_id,
-            "UPLOADCARE_API_URL": api_url,
-            "COPY_DLQ_URL": self.dlq_url,
-            "IDEMPOTENCY_TABLE": self.table,
-            "COPY_TARGET": self.spec.storage,
-            "TARGET_BUCKET": self.bucket,
-            "TARGET_PREFIX": self.spec.prefix,
-            "COPY_PATTERN": self.spec.pattern,
-            "MAKE_PUBLIC": str(self.spec.make_public).lower(),
-            "COPY_CONCURRENCY": str(self.spec.concurrency),
-            **POWERTOOLS_ENV,
-            "POWERTOOLS_SERVICE_NAME": "uploadcare-copier",
-        }
+    def copier_env(self, api_url: str | None = None) -> dict[str, str]:
+        env = self.env_for("CopierFunction")
+        if api_url:
+            env["UPLOADCARE_API_URL"] = api_url
+        return env
 
     def secret_value(self) -> dict[str, str]:
         return {
@@ -83,50 +114,88 @@ class LocalStack:
         boto3.client("secretsmanager").put_secret_value(SecretId=self.secret_id, SecretString=json.dumps(value))
 
 
-POWERTOOLS_ENV = {
-    "POWERTOOLS_METRICS_NAMESPACE": "UploadcareS3Copy",
-    "POWERTOOLS_TRACE_DISABLED": "true",
-    "POWERTOOLS_LOG_LEVEL": "WARNING",
-}
-
-
-def create_stack(spec: StackSpec | None = None) -> LocalStack:
-    """Secret, bucket, copy queue with redrive to a DLQ, and idempotency table, on whatever endpoint boto3 uses."""
-    spec = spec or StackSpec()
-    secrets = boto3.client("secretsmanager")
-    s3 = boto3.client("s3")
+def _create_queues(stack: _LocalTemplate, name: str) -> None:
     sqs = boto3.client("sqs")
-    dynamodb = boto3.client("dynamodb")
+    queues = stack.resources("AWS::SQS::Queue")
+    # Dead-letter queues first: a redrive policy names its DLQ's ARN.
+    for logical_id in sorted(queues, key=lambda q: "RedrivePolicy" in stack.properties(q)):
+        properties = stack.resolve(dict(stack.properties(logical_id)))
+        attributes = {
+            key: str(properties[key]) for key in ("VisibilityTimeout", "MessageRetentionPeriod") if key in properties
+        }
+        if "RedrivePolicy" in properties:
+            redrive = properties["RedrivePolicy"]
+            attributes["RedrivePolicy"] = json.dumps(
+                {
+                    "deadLetterTargetArn": redrive["deadLetterTargetArn"],
+                    "maxReceiveCount": str(redrive["maxReceiveCount"]),
+                }
+            )
+        url = sqs.create_queue(QueueName=f"{name}-{logical_id}", Attributes=attributes)["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        stack.physical[logical_id] = {"Ref": url, "Arn": arn, "QueueName": f"{name}-{logical_id}"}
 
+
+def _create_tables(stack: _LocalTemplate, name: str) -> None:
+    dynamodb = boto3.client("dynamodb")
+    for logical_id in stack.resources("AWS::DynamoDB::Table"):
+        properties = stack.resolve(dict(stack.properties(logical_id)))
+        table = f"{name}-{logical_id}"
+        dynamodb.create_table(
+            TableName=table,
+            AttributeDefinitions=properties["AttributeDefinitions"],
+            KeySchema=properties["KeySchema"],
+            BillingMode=properties.get("BillingMode", "PAY_PER_REQUEST"),
+        )
+        ttl = properties.get("TimeToLiveSpecification")
+        if ttl:
+            dynamodb.update_time_to_live(
+                TableName=table,
+                TimeToLiveSpecification={"Enabled": bool(ttl["Enabled"]), "AttributeName": ttl["AttributeName"]},
+            )
+        stack.physical[logical_id] = {"Ref": table, "Arn": f"arn:aws:dynamodb:us-east-1:123456789012:table/{table}"}
+
+
+def create_stack(spec: StackSpec | None = None, template_path: Path = TEMPLATE) -> LocalStack:
+    """Secret and bucket from the parameters, queues and table from the template, on whatever endpoint boto3 uses."""
+    spec = spec or StackSpec()
     secret_id = f"{spec.name}-uploadcare"
-    value = {
+    bucket = f"{spec.name}-copies".lower()
+    parameters = {
+        "UploadcareSecretId": secret_id,
+        "UploadcareStorageName": spec.storage,
+        "TargetBucketName": bucket,
+        "TargetPrefix": spec.prefix,
+        "UploadcareApiUrl": spec.api_url,
+        "LogLevel": spec.log_level,
+        **spec.parameters,
+    }
+    stack = _LocalTemplate(load_template(template_path), parameters, spec.name)
+
+    secret = {
         "public_key": spec.public_key,
         "secret_key": spec.secret_key,
         "webhook_signing_secret": spec.signing_secret,
     }
-    secrets.create_secret(Name=secret_id, SecretString=json.dumps(value))
-    bucket = f"{spec.name}-copies"
-    s3.create_bucket(Bucket=bucket)
-    dlq_url = sqs.create_queue(QueueName=f"{spec.name}-dlq", Attributes={"MessageRetentionPeriod": "1209600"})[
-        "QueueUrl"
-    ]
-    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    redrive = {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(spec.max_receive_count)}
-    queue_url = sqs.create_queue(
-        QueueName=f"{spec.name}-copy",
-        Attributes={"VisibilityTimeout": str(spec.visibility_timeout), "RedrivePolicy": json.dumps(redrive)},
-    )["QueueUrl"]
-    table = f"{spec.name}-idempotency"
-    dynamodb.create_table(
-        TableName=table,
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        BillingMode="PAY_PER_REQUEST",
+    boto3.client("secretsmanager").create_secret(Name=secret_id, SecretString=json.dumps(secret))
+    boto3.client("s3").create_bucket(Bucket=bucket)
+    _create_queues(stack, spec.name)
+    _create_tables(stack, spec.name)
+
+    functions = stack.resources("AWS::Serverless::Function")
+    return LocalStack(
+        spec=spec,
+        secret_id=secret_id,
+        bucket=bucket,
+        queue_url=stack.physical["CopyQueue"]["Ref"],
+        dlq_url=stack.physical["DeadLetterQueue"]["Ref"],
+        table=stack.physical["IdempotencyTable"]["Ref"],
+        environments={function: stack.function_environment(function) for function in functions},
+        handlers={
+            function: f"{stack.properties(function)['CodeUri']}:{stack.properties(function)['Handler']}"
+            for function in functions
+        },
     )
-    dynamodb.update_time_to_live(
-        TableName=table, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiration"}
-    )
-    return LocalStack(spec, secret_id, bucket, queue_url, dlq_url, table)
 
 
 def read_queue(queue_url: str, max_messages: int = 1000) -> list[dict[str, Any]]:

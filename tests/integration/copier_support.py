@@ -90,7 +90,8 @@ def detail_of(message: dict[str, Any]) -> str:
 
 @pytest.fixture
 def copier(aws: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[CopierHarness]:
-    stack = create_stack(StackSpec(public_key=PUBLIC_KEY, secret_key=SECRET_KEY, storage=STORAGE, prefix=PREFIX))
+    spec = StackSpec(public_key=PUBLIC_KEY, secret_key=SECRET_KEY, storage=STORAGE, prefix=PREFIX)
+    stack = create_stack(spec)
     storage = Storage(STORAGE, stack.bucket, PREFIX)
     with UploadcareEmulator(
         public_key=PUBLIC_KEY, secret_key=SECRET_KEY, storages=[storage], aws_endpoint=aws

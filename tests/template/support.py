@@ -6,8 +6,8 @@ from collections.abc import Iterator, Mapping
 from functools import cache
 from typing import Any
 
+from devkit.cfn_template import Stack, load_template
 from tests.conftest import ROOT
-from tests.template.cfn_yaml import Stack, load_template
 
 TEMPLATE_PATH = ROOT / "template.yaml"
 # Parameters without a default: a deployment must name the Uploadcare storage and its bucket.

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.template.cfn_yaml import sub_references
+from devkit.cfn_template import sub_references
 from tests.template.support import TEMPLATE_PATH, parameter, template
 from uploadcare_s3_copy.patterns import PLACEHOLDERS, PatternError, validate_pattern
 

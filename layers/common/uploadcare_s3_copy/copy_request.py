@@ -16,7 +16,12 @@ VERSION = 1
 ORIGINS = ("webhook", "backfill", "manual")
 Origin = Literal["webhook", "backfill", "manual"]
 # A file UUID exactly as Uploadcare writes it: lowercase, canonical. Group ids (`<uuid>~2`) are not files.
-UUID_PATTERN = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+# Anchored with \A and \Z: `$` would also admit a trailing newline.
+UUID_PATTERN = re.compile(r"\A[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
+
+
+def is_file_uuid(value: object) -> bool:
+    return isinstance(value, str) and UUID_PATTERN.match(value) is not None
 
 
 class InvalidCopyRequest(ValueError):
@@ -64,7 +69,7 @@ class CopyRequest:
         if value.get("version") != VERSION:
             problems.append(f"version {value.get('version')!r} is not {VERSION}")
         uuid = value.get("uuid")
-        if not isinstance(uuid, str) or not UUID_PATTERN.match(uuid):
+        if not is_file_uuid(uuid):
             problems.append("uuid is not a lowercase canonical UUID")
         size = value.get("size")
         if isinstance(size, bool) or not isinstance(size, int) or size < 0:
