@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT / "layers" / "common") not in sys.path:  # `python -m devkit.make_events` from the project root
     sys.path.insert(0, str(ROOT / "layers" / "common"))
 
-from uploadcare_s3_copy.signature import sign  # noqa: E402 - needs the path above
+from devkit.sqs_poller import to_lambda_record  # noqa: E402 - needs the path above
+from uploadcare_s3_copy.signature import sign  # noqa: E402
+from uploadcare_s3_copy.webhook import copy_request_from  # noqa: E402
 
 EVENTS_DIR = ROOT / "events"
 SAMPLE_SIGNING_SECRET = "demo-signing-secret"  # noqa: S105 - a published sample, never a real secret
@@ -32,6 +35,7 @@ ROUTE = "POST /webhooks/uploadcare"
 PATH = "/webhooks/uploadcare"
 UPLOADED_AT = "2025-10-05T15:38:08.075064Z"
 STORED_AT = "2025-10-05T15:38:09.412305Z"
+RECEIVED_AT = "2025-10-05T15:38:08.512Z"
 
 
 def _file_info(*, stored: bool) -> dict[str, Any]:
@@ -153,6 +157,29 @@ def signed_event(payload: dict[str, Any], secret: str = SAMPLE_SIGNING_SECRET) -
     return http_api_event(text, sign(secret, text.encode("utf-8")))
 
 
+def sqs_event(payload: dict[str, Any]) -> dict[str, Any]:
+    """The Lambda SQS event the copier gets for the sample upload: the webhook's own copy request, as queued."""
+    request = replace(copy_request_from(payload), received_at=RECEIVED_AT)
+    return {
+        "Records": [
+            to_lambda_record(
+                {
+                    "MessageId": "3c1a2b4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d",
+                    "ReceiptHandle": "AQEBsample-receipt-handle",
+                    "Body": request.to_message(),
+                    "Attributes": {
+                        "ApproximateReceiveCount": "1",
+                        "SentTimestamp": "1759678688512",
+                        "SenderId": "AROAEXAMPLE:WebhookFunction",
+                        "ApproximateFirstReceiveTimestamp": "1759678688600",
+                    },
+                },
+                "arn:aws:sqs:us-east-1:123456789012:uploadcare-s3-copy-CopyQueue",
+            )
+        ]
+    }
+
+
 def render_events() -> dict[str, str]:
     """File name in events/ -> its exact content."""
     uploaded = webhook_payload("file.uploaded", hook_id=1283756)
@@ -161,6 +188,7 @@ def render_events() -> dict[str, str]:
         "webhook-file-uploaded.json": signed_event(uploaded),
         "webhook-bad-signature.json": signed_event(uploaded, WRONG_SIGNING_SECRET),
         "webhook-other-event.json": signed_event(stored),
+        "sqs-copy-request.json": sqs_event(uploaded),
     }
     return {name: json.dumps(event, indent=2, ensure_ascii=False) + "\n" for name, event in events.items()}
 

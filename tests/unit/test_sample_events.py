@@ -39,7 +39,7 @@ def test_the_signature_verifies_with_the_documented_secret_only(name: str, secre
     assert verify(event["headers"]["x-uc-signature"], event["body"].encode("utf-8"), secret) is valid
 
 
-@pytest.mark.parametrize("name", sorted(RENDERED))
+@pytest.mark.parametrize("name", sorted(name for name in RENDERED if name.startswith("webhook-")))
 def test_each_sample_is_an_http_api_v2_post_to_the_webhook_route(name: str) -> None:
     event = load_event(name)
 
