@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 
+import boto3
 import pytest
 from pytest_socket import socket_allow_hosts
 
+from devkit.emulator import Storage, UploadcareEmulator
 from devkit.servers import aws_env, moto_server
 
 
@@ -27,3 +30,24 @@ def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
     for name, value in aws_env(moto_endpoint).items():
         monkeypatch.setenv(name, value)
     return moto_endpoint
+
+
+# --- The local Uploadcare emulator (devkit/emulator.py), one per test ------------------------------------------
+
+EMULATOR_PUBLIC_KEY = "test-public-key"
+EMULATOR_SECRET_KEY = "test-secret-key"
+EMULATOR_STORAGE = "test-storage"
+EMULATOR_PREFIX = "uploads/"
+
+
+@pytest.fixture
+def emulator(aws: str) -> Iterator[UploadcareEmulator]:
+    """A running emulator with the test keys and one storage, `test-storage`, on a fresh moto bucket under
+    `uploads/`. `emulator.url` is the API root; `emulator.storages["test-storage"].bucket` names the bucket."""
+    bucket = f"emulator-{uuid.uuid4().hex[:16]}"
+    boto3.client("s3").create_bucket(Bucket=bucket)
+    storage = Storage(EMULATOR_STORAGE, bucket, EMULATOR_PREFIX)
+    with UploadcareEmulator(
+        public_key=EMULATOR_PUBLIC_KEY, secret_key=EMULATOR_SECRET_KEY, storages=[storage], aws_endpoint=aws
+    ) as running:
+        yield running

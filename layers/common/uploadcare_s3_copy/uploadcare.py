@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import urllib3
 
@@ -195,6 +195,8 @@ class UploadcareClient:
             response = self._pool.request(
                 method, self._origin + uri, body=body or None, headers=headers, timeout=timeout, redirect=False
             )
+        except urllib3.exceptions.NewConnectionError as error:  # a subclass of TimeoutError: refused, unreachable
+            raise TransientFailure(Reason.CONNECTION, f"{method} {path}: {type(error).__name__}") from error
         except urllib3.exceptions.TimeoutError as error:
             raise TransientFailure(Reason.TIMEOUT, f"{method} {path}: {type(error).__name__}") from error
         except urllib3.exceptions.HTTPError as error:
@@ -272,7 +274,7 @@ class UploadcareClient:
         if stored is not None:
             query.append(f"stored={'true' if stored else 'false'}")
         if from_datetime:
-            query.append(f"from={from_datetime}")
+            query.append(f"from={quote(from_datetime, safe='')}")  # a `+00:00` offset must not arrive as a space
         cursor: str | None = "/files/?" + "&".join(query)
         while cursor:
             page = self.list_files_page(cursor, timeout)
