@@ -5,7 +5,7 @@ SHELL := /bin/bash
 VENV     := .venv
 SAM_VENV := .venv-sam
 PY       := $(VENV)/bin/python
-SRC      := layers/common/uploadcare_s3_copy functions devkit tests scripts
+SRC      := layers/common/uploadcare_s3_copy functions devkit tests scripts bench
 
 .PHONY: help venv sam-venv test lint types unit integration demo lock clean
 
@@ -38,6 +38,9 @@ unit: venv
 
 integration: venv
 	$(PY) -m pytest tests/integration
+
+demo: venv
+	$(PY) -m devkit.demo
 
 # The SAM application, offline: its own tests, cfn-lint (exits 2 on errors and 4 on warnings only; make fails on
 # both), `sam validate --lint`, and a real `sam build` for arm64 (sam checks that python3.13 is on the PATH).

@@ -5,7 +5,9 @@ Every server binds 127.0.0.1 on a free port and is stopped by its context manage
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -47,6 +49,16 @@ def wait_until_ready(url: str, process: subprocess.Popen[bytes], timeout: float 
     raise RuntimeError(f"server for {url} did not answer within {timeout} s")
 
 
+def _die_with_parent() -> None:
+    """Linux: the child gets SIGTERM when its parent dies, even by SIGKILL, so no server outlives its owner."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    except OSError:
+        return
+    pr_set_pdeathsig = 1
+    libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 def stop_process(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
         process.terminate()
@@ -71,6 +83,7 @@ def moto_server(log_path: Path | None = None) -> Iterator[str]:
         stdout=log,
         stderr=subprocess.STDOUT,
         env=env,
+        preexec_fn=_die_with_parent if sys.platform == "linux" else None,  # noqa: PLW1509 - only prctl, no locks
     )
     try:
         endpoint = f"http://localhost:{port}"
