@@ -11,34 +11,25 @@ anything did not end as expected. Servers are always stopped, on success, failur
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import signal
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
-import boto3
-from botocore.exceptions import ClientError
-
 from devkit import ROOT
-from devkit.emulator import EmulatedFile, Fault, Storage, UploadcareEmulator
-from devkit.lambda_context import LambdaContext
-from devkit.local_resources import LocalStack, StackSpec, create_stack, read_queue
-from devkit.make_events import WRONG_SIGNING_SECRET, signed_event
+from devkit.emulator import EmulatedFile, Fault
+from devkit.flow import LocalFlow
+from devkit.local_resources import LocalStack
+from devkit.make_events import WRONG_SIGNING_SECRET
 from devkit.servers import aws_env, moto_server
-from devkit.sqs_poller import drain
-from uploadcare_s3_copy.observability import metrics
-from uploadcare_s3_copy.patterns import predict_key
 
 STORAGE = "demo-storage"
 PREFIX = "uploadcare/"
-WEBHOOK_URL = "https://demo.execute-api.localhost/webhooks/uploadcare"
 
 
 @dataclass
@@ -86,72 +77,43 @@ def _stop_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, raise_interrupt)
 
 
-@contextlib.contextmanager
-def handler_output(log: TextIO) -> Iterator[None]:
-    """The handlers' JSON logs and EMF metrics go to the log file, keeping the terminal for the summary."""
-    from uploadcare_s3_copy.observability import logger  # noqa: PLC0415 - after the environment is set
-
-    handler = logger.registered_handler
-    previous = handler.setStream(log)  # type: ignore[attr-defined]
-    try:
-        with contextlib.redirect_stdout(log):
-            yield
-    finally:
-        handler.setStream(previous)  # type: ignore[attr-defined]
-
-
-def run_flow(stack: LocalStack, emulator: UploadcareEmulator, log: TextIO) -> Run:
-    import handle_copy  # noqa: PLC0415 - imported once the environment points at the local servers
-    import handle_webhook  # noqa: PLC0415
-
+def run_flow(flow: LocalFlow) -> Run:
     run = Run(samples())
     started = time.monotonic()
     for sample in run.samples:
-        sample.file = emulator.add_file(original_filename=sample.filename, size=sample.size)
+        sample.file = flow.add_file(original_filename=sample.filename, size=sample.size)
         if sample.faults:
-            emulator.script(sample.file.uuid, *sample.faults)
-
-    def deliver(payload: dict[str, Any], secret: str = stack.spec.signing_secret) -> int:
-        event = signed_event(payload, secret)
-        with handler_output(log):
-            response = handle_webhook.lambda_handler(event, LambdaContext(function_name="WebhookFunction"))
-        return int(response["statusCode"])
+            flow.emulator.script(sample.file.uuid, *sample.faults)
 
     for sample in run.samples:
         assert sample.file is not None
         sample.sent_at = time.monotonic()
-        sample.webhook_status = deliver(emulator.file_uploaded_body(sample.file.uuid, target_url=WEBHOOK_URL))
+        sample.webhook_status = flow.deliver(flow.webhook_body(sample.file))
 
     first = run.samples[0].file
     assert first is not None
-    body = emulator.file_uploaded_body(first.uuid, target_url=WEBHOOK_URL)
-    run.extra_deliveries.append(("the same webhook delivered again", deliver(body), "202, no second copy"))
-    run.extra_deliveries.append(("a forged signature", deliver(body, WRONG_SIGNING_SECRET), "401, nothing queued"))
-    stored = emulator.file_uploaded_body(first.uuid, target_url=WEBHOOK_URL, event="file.stored")
-    run.extra_deliveries.append(("a file.stored event", deliver(stored), "200 ignored"))
+    body = flow.webhook_body(first)
+    run.extra_deliveries.append(("the same webhook delivered again", flow.deliver(body), "202, no second copy"))
+    forged = flow.deliver(body, WRONG_SIGNING_SECRET)
+    run.extra_deliveries.append(("a forged signature", forged, "401, nothing queued"))
+    stored = flow.deliver(flow.webhook_body(first, event="file.stored"))
+    run.extra_deliveries.append(("a file.stored event", stored, "200 ignored"))
 
-    sqs = boto3.client("sqs")
-    with handler_output(log):
-        drain(sqs, stack.queue_url, handle_copy.lambda_handler, function_timeout=60)
+    flow.run_copier()
     finished = time.monotonic()
 
-    s3 = boto3.client("s3")
-    run.dead_letters = read_queue(stack.dlq_url)
-    dead = {m["MessageAttributes"].get("uuid", {}).get("StringValue"): m for m in run.dead_letters}
+    run.dead_letters = flow.dead_letters()
+    files = [sample.file for sample in run.samples if sample.file is not None]
+    outcomes = flow.outcomes(files, run.dead_letters)
     for sample in run.samples:
         assert sample.file is not None
-        sample.calls = emulator.copy_calls(sample.file.uuid)
-        sample.key = predict_key(PREFIX, "${default}", sample.file.uuid, sample.filename)
+        outcome = outcomes[sample.file.uuid]
+        sample.calls = flow.emulator.copy_calls(sample.file.uuid)
         sample.seconds = finished - sample.sent_at
-        if sample.file.uuid in dead:
-            sample.outcome = dead[sample.file.uuid]["MessageAttributes"]["reason"]["StringValue"]
-            sample.key = ""
-            continue
-        with contextlib.suppress(ClientError):
-            sample.found_size = int(s3.head_object(Bucket=stack.bucket, Key=sample.key)["ContentLength"])
-            sample.outcome = "verified" if sample.found_size == sample.size else "wrong size"
-    attributes = sqs.get_queue_attributes(QueueUrl=stack.queue_url, AttributeNames=["ApproximateNumberOfMessages"])
-    run.leftover = int(attributes["Attributes"]["ApproximateNumberOfMessages"])
+        sample.outcome = outcome.reason if outcome.state == "dead_lettered" else outcome.state
+        sample.key = outcome.key
+        sample.found_size = outcome.size
+    run.leftover = flow.queue_depth()
     run.seconds = time.monotonic() - started
     return run
 
@@ -168,7 +130,7 @@ def report(run: Run, stack: LocalStack, out: TextIO) -> list[str]:
     """Prints the summary; returns what did not end as expected (empty: all good)."""
     problems: list[str] = []
     print(f"\nTarget: s3://{stack.bucket}/{PREFIX}  (storage {STORAGE!r}, pattern ${{default}})\n", file=out)
-    print(f"{'file':<34} {'size':>9}  {'webhook':>7}  {'UC calls':>8}  {'outcome':<18} {'s':>5}  S3 key", file=out)
+    print(f"{'file':<34} {'size':>9}  {'webhook':>7}  {'UC calls':>8}  {'outcome':<18} {'e2e s':>5}  S3 key", file=out)
     for s in run.samples:
         name = s.filename if len(s.filename) <= 33 else s.filename[:30] + "..."
         mark = "✓" if s.outcome == s.expect else "✗"
@@ -229,24 +191,10 @@ def main(argv: list[str] | None = None) -> int:
         open(args.log, "w", encoding="utf-8") as log,
     ):
         os.environ.update(aws_env(endpoint))
-        with UploadcareEmulator(aws_endpoint=endpoint) as emulator:
-            stack = create_stack(
-                StackSpec(
-                    name="demo",
-                    public_key=emulator.public_key,
-                    secret_key=emulator._secret_key,
-                    storage=STORAGE,
-                    prefix=PREFIX,
-                    api_url=emulator.url,
-                )
-            )
-            emulator.add_storage(Storage(STORAGE, stack.bucket, PREFIX))
-            os.environ.update({**stack.webhook_env(), **stack.copier_env()})
-            # The shared Metrics object read its namespace when first imported, before this environment existed.
-            metrics.namespace = os.environ["POWERTOOLS_METRICS_NAMESPACE"]
-            print(f"  AWS: {endpoint}   Uploadcare: {emulator.url}   (stack built from template.yaml)", file=out)
-            run = run_flow(stack, emulator, log)
-            problems = report(run, stack, out)
+        with LocalFlow.start(endpoint, name="demo", storage=STORAGE, prefix=PREFIX, log=log) as flow:
+            print(f"  AWS: {endpoint}   Uploadcare: {flow.emulator.url}   (stack built from template.yaml)", file=out)
+            run = run_flow(flow)
+            problems = report(run, flow.stack, out)
     print(f"\nHandler logs: {args.log}.  All servers stopped.  Wall time {time.monotonic() - started:.1f} s.", file=out)
     if problems:
         print("\nDEMO FAILED:\n  " + "\n  ".join(problems), file=out)

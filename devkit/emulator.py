@@ -430,6 +430,12 @@ class UploadcareEmulator:
             raise ValueError("copy_delay cannot be negative")
         self._copy_delay = seconds
 
+    @property
+    def secret_key(self) -> str:
+        """The project's current secret key (playing Uploadcare, the emulator knows it)."""
+        with self._lock:
+            return self._secret_key
+
     def rotate_secret_key(self, new_secret_key: str) -> None:
         """Switches to a new secret key at once: requests signed with the old one get 401, as on Uploadcare."""
         if not new_secret_key:
