@@ -42,6 +42,13 @@ integration: venv
 demo: venv
 	$(PY) -m devkit.demo
 
+# `sam local invoke` without Docker: make invoke FUNCTION=WebhookFunction EVENT=events/webhook-file-uploaded.json
+FUNCTION ?= WebhookFunction
+EVENT    ?= events/webhook-file-uploaded.json
+.PHONY: invoke
+invoke: venv
+	$(PY) -m devkit.invoke $(FUNCTION) -e $(EVENT)
+
 # The SAM application, offline: its own tests, cfn-lint (exits 2 on errors and 4 on warnings only; make fails on
 # both), `sam validate --lint`, and a real `sam build` for arm64 (sam checks that python3.13 is on the PATH).
 SAM_ENV := AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \
