@@ -132,6 +132,16 @@ def classify_error(
     return PermanentFailure(permanent, detail, status=status, request_id=request_id)
 
 
+def files_cursor(*, from_datetime: str | None = None, stored: bool | None = None, limit: int = 100) -> str:
+    """The first page of `GET /files/` in upload order, not removed files only: a cursor for `list_files_page`."""
+    query = [f"limit={limit}", "ordering=datetime_uploaded", "removed=false"]
+    if stored is not None:
+        query.append(f"stored={'true' if stored else 'false'}")
+    if from_datetime:
+        query.append(f"from={quote(from_datetime, safe='')}")  # a `+00:00` offset must not arrive as a space
+    return "/files/?" + "&".join(query)
+
+
 _pool: urllib3.PoolManager | None = None
 
 
@@ -270,12 +280,7 @@ class UploadcareClient:
         timeout: Timeout = DEFAULT_TIMEOUT,
     ) -> Iterator[FilesPage]:
         """Pages of `GET /files/` in upload order, following `next` until the last page."""
-        query = [f"limit={limit}", "ordering=datetime_uploaded", "removed=false"]
-        if stored is not None:
-            query.append(f"stored={'true' if stored else 'false'}")
-        if from_datetime:
-            query.append(f"from={quote(from_datetime, safe='')}")  # a `+00:00` offset must not arrive as a space
-        cursor: str | None = "/files/?" + "&".join(query)
+        cursor: str | None = files_cursor(from_datetime=from_datetime, stored=stored, limit=limit)
         while cursor:
             page = self.list_files_page(cursor, timeout)
             yield page
