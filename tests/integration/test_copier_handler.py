@@ -262,3 +262,22 @@ def test_the_sample_sqs_event_carries_a_valid_copy_request() -> None:
     assert request.uuid == webhook["data"]["uuid"]
     assert request.size == webhook["data"]["size"]
     assert request.original_filename == webhook["data"]["original_filename"]
+
+
+def test_metrics_count_outcomes_and_failures_by_reason(
+    copier: CopierHarness, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = copier.add_file(size=10)
+    wrong = copier.add_file(size=20, wrong_size=True)
+    copier.send(good, wrong)
+
+    copier.drain()
+
+    blobs = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
+    by_reason = [b for b in blobs if b.get("reason") == "verification_failed"]
+    batch = next(b for b in blobs if "CopySucceeded" in b)
+    assert batch["CopySucceeded"] == [1.0]
+    assert batch["CopyFailed"] == [1.0]
+    assert batch["VerificationFailed"] == [1.0]
+    assert batch["BytesCopied"] == [10.0]
+    assert [b["CopyFailed"] for b in by_reason] == [[1.0]]

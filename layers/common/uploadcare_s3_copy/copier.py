@@ -23,7 +23,7 @@ from typing import Any
 
 import boto3
 import urllib3
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.idempotency import (
@@ -392,12 +392,19 @@ class Copier:
                 metrics.add_metric(name="CopyLatency", unit=MetricUnit.Milliseconds, value=outcome.seconds * 1000)
                 if outcome.outcome == "copied":
                     metrics.add_metric(name="BytesCopied", unit=MetricUnit.Bytes, value=outcome.size)
-            elif outcome.outcome == "dead_lettered":
-                metrics.add_metric(name="CopyFailed", unit=MetricUnit.Count, value=1)
+            else:
+                failed = outcome.outcome == "dead_lettered"
+                metrics.add_metric(name="CopyFailed" if failed else "CopyRetried", unit=MetricUnit.Count, value=1)
                 if outcome.reason is Reason.VERIFICATION_FAILED:
                     metrics.add_metric(name="VerificationFailed", unit=MetricUnit.Count, value=1)
-            else:
-                metrics.add_metric(name="CopyRetried", unit=MetricUnit.Count, value=1)
+                if outcome.reason is not None:  # the fixed vocabulary of reasons.py: a small set of values
+                    with single_metric(
+                        name="CopyFailed" if failed else "CopyRetried",
+                        unit=MetricUnit.Count,
+                        value=1,
+                        namespace=metrics.namespace,
+                    ) as by_reason:
+                        by_reason.add_dimension(name="reason", value=str(outcome.reason))
 
 
 def build_copier(environ: Mapping[str, str]) -> Copier:
