@@ -21,6 +21,8 @@ LOADERS: Mapping[str, Callable[[Mapping[str, str]], object]] = {
 POWERTOOLS_VARIABLES = frozenset(
     {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL", "LOG_LEVEL"}
 )
+# Read by botocore; set only in local checks (LocalAwsEndpointUrl), never in a deployment (test_parameters.py).
+BOTOCORE_VARIABLES = frozenset({"AWS_ENDPOINT_URL"})
 
 
 class RecordingEnviron(Mapping[str, str]):
@@ -110,7 +112,7 @@ def test_environment_holds_only_variables_the_function_reads(logical_id: str) ->
     LOADERS[logical_id](environ)
 
     # Then nothing in the template is a typo or a leftover the code never reads
-    unread = function_environment(logical_id).keys() - environ.looked_up - POWERTOOLS_VARIABLES
+    unread = function_environment(logical_id).keys() - environ.looked_up - POWERTOOLS_VARIABLES - BOTOCORE_VARIABLES
     assert not unread, f"{logical_id} sets {sorted(unread)}, which its configuration never reads"
 
 

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from devkit.cfn_template import sub_references
-from tests.template.support import TEMPLATE_PATH, parameter, template
+from tests.template.support import function_environment, functions, parameter, stack, template
 from uploadcare_s3_copy.patterns import PLACEHOLDERS, PatternError, validate_pattern
 
 # Properties that fix a resource's physical name; a literal one collides with a second stack in the account.
@@ -110,6 +110,46 @@ def test_no_resource_has_a_hard_coded_physical_name() -> None:
             assert derived_from_stack_or_resource(value), f"{logical_id}.{name} = {value!r} is hard-coded"
 
 
-def test_template_has_no_local_endpoint_override() -> None:
-    # AWS_ENDPOINT_URL is for tests and the demo; a deployed function talks to the real AWS endpoints.
-    assert "AWS_ENDPOINT_URL" not in TEMPLATE_PATH.read_text()
+def endpoint_overrides(environment: dict[str, Any]) -> dict[str, Any]:
+    """botocore's endpoint variables: AWS_ENDPOINT_URL and the per-service AWS_ENDPOINT_URL_<SERVICE>."""
+    return {name: value for name, value in environment.items() if name.startswith("AWS_ENDPOINT_URL")}
+
+
+def test_local_aws_endpoint_defaults_to_empty() -> None:
+    assert parameter("LocalAwsEndpointUrl")["Default"] == ""
+
+
+@pytest.mark.parametrize("logical_id", sorted(functions()))
+def test_a_deployed_function_has_no_aws_endpoint_override(logical_id: str) -> None:
+    # Given the stack as deployed: every parameter at its default but the two required ones
+    deployed = stack()
+
+    # When the function's environment is resolved as CloudFormation would
+    environment = deployed.resolve(function_environment(logical_id))
+
+    # Then no AWS call of the function can be sent anywhere but the real AWS endpoints
+    assert endpoint_overrides(environment) == {}
+
+
+@pytest.mark.parametrize("logical_id", sorted(functions()))
+def test_local_aws_endpoint_reaches_the_function_only_when_set(logical_id: str) -> None:
+    local = stack(LocalAwsEndpointUrl="http://172.17.0.1:5000")
+
+    environment = local.resolve(function_environment(logical_id))
+
+    assert endpoint_overrides(environment) == {"AWS_ENDPOINT_URL": "http://172.17.0.1:5000"}
+
+
+@pytest.mark.parametrize(
+    ("value", "allowed"),
+    [
+        ("", True),
+        ("http://172.17.0.1:5000", True),
+        ("http://localhost:5000/", True),
+        ("ftp://x", False),
+        ("http://host:1/path", False),
+        ("http://a b", False),
+    ],
+)
+def test_local_aws_endpoint_admits_only_empty_or_an_http_root(value: str, allowed: bool) -> None:
+    assert (re.fullmatch(parameter("LocalAwsEndpointUrl")["AllowedPattern"], value) is not None) == allowed
