@@ -77,13 +77,17 @@ class KeyStore:
         return self._read(force=False)
 
     def refresh(self) -> UploadcareKeys | None:
-        """Re-read the secret, bypassing the cache, unless that was done less than a minute ago (then None)."""
+        """Re-read the secret, bypassing the cache, unless that was done less than a minute ago (then None).
+
+        The read happens under the lock, so a thread that finds a re-read under way waits for it and its next `get()`
+        returns the new value (a copier batch meeting a rotated key gets one 401 per record at once).
+        """
         with self._lock:
             now = self._clock()
             if self._last_refresh is not None and now - self._last_refresh < self._min_refresh:
                 return None
             self._last_refresh = now
-        return self._read(force=True)
+            return self._read(force=True)
 
     def _read(self, force: bool) -> UploadcareKeys:
         try:
