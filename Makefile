@@ -12,6 +12,7 @@ SRC      := layers/common/uploadcare_s3_copy functions devkit tests scripts benc
 help:
 	@echo "make demo   - the whole flow on loopback (moto server + local Uploadcare emulator), no AWS account"
 	@echo "make test   - lint, types and every test suite (sets up .venv on first run)"
+	@echo "make test-sam-local - the built functions in a Lambda-like container (real sam local invoke; needs Docker or root)"
 	@echo "make lock   - re-pin requirements/dev.txt from requirements/dev.in"
 	@echo "make clean  - remove virtualenvs and build output"
 
@@ -65,6 +66,13 @@ template-check: venv sam-venv
 sam-build: sam-venv
 	PATH="$$(dirname "$$(scripts/find-python.sh)"):$$PATH" $(SAM_ENV) \
 	  $(SAM_VENV)/bin/sam build --build-dir .aws-sam/build --parameter-overrides Architecture=arm64
+
+# Real `sam local invoke` of the built functions in a Lambda-like container, against a moto server and the Uploadcare
+# emulator on the Docker bridge. Uses this machine's Docker engine, else (root + apt-get) a private one it starts and
+# stops; SAM_LOCAL_OPTIONAL=1 skips it where neither is possible. See scripts/sam-local/run.sh.
+.PHONY: test-sam-local
+test-sam-local: venv sam-venv
+	scripts/sam-local/run.sh
 
 lock: venv
 	$(PY) -m pip install --quiet -r requirements/dev.in
