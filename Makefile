@@ -7,12 +7,13 @@ SAM_VENV := .venv-sam
 PY       := $(VENV)/bin/python
 SRC      := layers/common/uploadcare_s3_copy functions devkit tests scripts bench
 
-.PHONY: help venv sam-venv test lint types unit integration demo lock clean
+.PHONY: help venv sam-venv test lint types unit integration demo soak lock clean
 
 help:
 	@echo "make demo   - the whole flow on loopback (moto server + local Uploadcare emulator), no AWS account"
 	@echo "make test   - lint, types and every test suite (sets up .venv on first run)"
 	@echo "make test-sam-local - the built functions in a Lambda-like container (real sam local invoke; needs Docker or root)"
+	@echo "make soak   - fault soak at full size: 1,000 files through both functions with faults (about 3 minutes)"
 	@echo "make lock   - re-pin requirements/dev.txt from requirements/dev.in"
 	@echo "make clean  - remove virtualenvs and build output"
 
@@ -42,6 +43,10 @@ integration: venv
 
 demo: venv
 	$(PY) -m devkit.demo
+
+# The fault soak at full size (`make test` runs a reduced one): prints a summary table; SOAK_ARGS="--seed N" replays.
+soak: venv
+	$(PY) -m devkit.soak --files 1000 $(SOAK_ARGS)
 
 # `sam local invoke` without Docker: make invoke FUNCTION=WebhookFunction EVENT=events/webhook-file-uploaded.json
 FUNCTION ?= WebhookFunction

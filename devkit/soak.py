@@ -1,0 +1,393 @@
+"""Fault soak: N files through BOTH handlers on loopback, with transient faults, duplicates, rotation and bad files.
+
+`python -m devkit.soak --files 1000` (or `make soak`) runs it at full size and prints a summary table; the test
+suite runs a reduced version (tests/integration/test_soak.py). Everything random comes from one seeded
+`random.Random`, and the seed is printed, so a failing run can be replayed exactly with `--seed`.
+
+What it does, on a moto server and the Uploadcare emulator (devkit/flow.py wires them from template.yaml):
+* registers N files: ~1 % whose copy comes out one byte too long (must end `verification_failed`), a few over
+  5 GB (must end `too_large`, with no Uploadcare call), the rest good;
+* scripts transient faults on ~20 % of them, one or two each: 429 with `Retry-After` 0 or 1 s, 5xx (500, 502,
+  503, 504), `File is not ready yet.`, and answers slower than the copier's read timeout (the copier runs with a
+  short Lambda timeout, so its deadline-bound read gives up; the emulator copies anyway, later, as Uploadcare
+  would: the retry must then find the file already there);
+* delivers every file's signed `file.uploaded` webhook through `handle_webhook.lambda_handler`, shuffled (out of
+  upload order), ~5 % of them twice, while the copier runs over the queue between chunks of deliveries as Lambda's
+  SQS event source would (`devkit.sqs_poller`), so duplicates meet copies in progress and copies already done;
+* rotates the Uploadcare REST secret key (in the emulator and in Secrets Manager) a third of the way through, and
+  the webhook signing secret (in Secrets Manager first, then in what "Uploadcare" signs with) two thirds of the
+  way, as README "Deploy" says to;
+* models Uploadcare's own webhook retries: a delivery answered with anything but 2xx is sent again later.
+
+Then it checks, per file: every good one verified in S3 (right key, right size) with exactly one successful remote
+copy (`emulator.copies(uuid) == 1`); every bad one in the DLQ with its `reason` (once per accepted delivery);
+the copy queue empty; verified + dead-lettered == total.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import os
+import random
+import sys
+import time
+import uuid as uuidlib
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from devkit import ROOT
+from devkit.emulator import EmulatedFile, Fault
+from devkit.flow import LocalFlow
+from devkit.servers import aws_env, moto_server
+from devkit.sqs_poller import PollStats
+
+DEFAULT_SEED = 20261125
+FULL_SIZE = 1000
+TOO_LARGE_BYTES = 5 * 1024**3 + 1
+# The copier's Lambda timeout in the soak. The copier bounds every call by the invocation's deadline minus a 3 s
+# margin, so a 6.5 s timeout gives a read timeout of about 3.5 s: short enough that "slow" answers time out without
+# making the soak slow, long enough that a loaded machine still starts its calls (it needs 2 s left to start one).
+FUNCTION_TIMEOUT_SECONDS = 6.5
+# How long a "slow" remote copy takes before it copies anyway: far longer than the read timeout above, so the retry
+# has long finished (and copied) when the late copy finds the object there and answers 200.
+SLOW_SECONDS = 30.0
+NOT_DEAD_LETTERED = frozenset({"verified", "wrong_size", "queued", "lost"})  # LocalFlow outcome states
+FILENAMES = (
+    "photo.jpg",
+    "Übersicht 2024.pdf",
+    "clip (1).mp4",
+    "notes",
+    "a b c.TXT",
+    "Fjällräven \u2013 sommar.png",
+    "().png",
+    "archive.tar.gz",
+)
+
+
+@dataclass(frozen=True)
+class SoakConfig:
+    files: int = FULL_SIZE
+    seed: int = DEFAULT_SEED
+    fault_rate: float = 0.20  # files with one or two scripted transient faults
+    duplicate_rate: float = 0.05  # files whose webhook is delivered twice
+    wrong_size_rate: float = 0.01  # files whose copy comes out with the wrong size
+    too_large: int = 3  # files over 5 GB
+    chunk: int = 50  # webhook deliveries between two runs of the copier over the queue
+    function_timeout: float = FUNCTION_TIMEOUT_SECONDS
+    slow_seconds: float = SLOW_SECONDS
+    rotate: bool = True  # rotate the REST secret key, then the signing secret, mid-run
+
+
+@dataclass
+class SoakFile:
+    file: EmulatedFile
+    expect: str  # "verified", "verification_failed" or "too_large"
+    faults: tuple[Fault, ...] = ()
+    deliveries: int = 0  # webhook deliveries answered 2xx
+    end: str = "lost"  # where it ended: verified | <DLQ reason> | wrong_size | lost
+    copies: int = 0  # the emulator's successful (201) remote copies of it
+    calls: int = 0  # remote_copy requests naming it
+
+
+@dataclass
+class SoakResult:
+    config: SoakConfig
+    files: list[SoakFile]
+    statuses: Counter[int] = field(default_factory=Counter)  # webhook answers, retries included
+    uploadcare_retries: int = 0  # deliveries sent again because the webhook answered non-2xx
+    dead_letters: list[dict[str, Any]] = field(default_factory=list)
+    leftover: int = 0
+    poll: PollStats = field(default_factory=PollStats)
+    uploadcare_answers: Counter[int] = field(default_factory=Counter)
+    faults_left: int = 0  # scripted faults never consumed (files whose copy ended before reaching them)
+    seconds: float = 0.0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def verified(self) -> int:
+        return sum(f.end == "verified" for f in self.files)
+
+    @property
+    def dead_lettered(self) -> int:
+        return sum(f.end not in NOT_DEAD_LETTERED for f in self.files)
+
+    def faults_injected(self) -> Counter[str]:
+        return Counter(fault.kind for f in self.files for fault in f.faults)
+
+
+def plan_files(config: SoakConfig, rng: random.Random, flow: LocalFlow) -> list[SoakFile]:
+    """Registers the files in the emulator and scripts their faults."""
+    wrong_size = max(1, round(config.files * config.wrong_size_rate))
+    kinds = ["too_large"] * config.too_large + ["verification_failed"] * wrong_size
+    kinds += ["verified"] * (config.files - len(kinds))
+    rng.shuffle(kinds)
+    planned: list[SoakFile] = []
+    for expect in kinds:
+        name = rng.choice(FILENAMES)
+        if expect == "too_large":
+            file = flow.add_file(original_filename="raw footage.mov", size=TOO_LARGE_BYTES + rng.randrange(1024**3))
+        else:
+            file = flow.add_file(
+                original_filename=name, size=rng.randrange(1, 4096), wrong_size=expect == "verification_failed"
+            )
+        faults: tuple[Fault, ...] = ()
+        if rng.random() < config.fault_rate:
+            faults = tuple(_fault(rng, config) for _ in range(1 if rng.random() < 0.8 else 2))
+            flow.emulator.script(file.uuid, *faults)
+        planned.append(SoakFile(file, expect, faults))
+    return planned
+
+
+def _fault(rng: random.Random, config: SoakConfig) -> Fault:
+    kind = rng.choices(["throttled", "server_error", "not_ready", "slow"], weights=[30, 30, 25, 15])[0]
+    if kind == "throttled":
+        return Fault.throttled(retry_after=rng.choice([0, 1]))
+    if kind == "server_error":
+        return Fault.server_error(rng.choice([500, 502, 503, 504]))
+    if kind == "not_ready":
+        return Fault.not_ready()
+    return Fault.slow(config.slow_seconds)
+
+
+@dataclass
+class _Uploadcare:
+    """What Uploadcare's webhook sender holds: the signing secret it signs with and the deliveries it will retry."""
+
+    signing_secret: str
+    retries: list[dict[str, Any]] = field(default_factory=list)
+
+
+def run_soak(flow: LocalFlow, config: SoakConfig) -> SoakResult:
+    """Runs the soak on a started `LocalFlow`; `result.problems` lists every broken promise (empty: all kept)."""
+    started = time.monotonic()
+    rng = random.Random(config.seed)
+    files = plan_files(config, rng, flow)
+    by_uuid = {f.file.uuid: f for f in files}
+    bodies = {f.file.uuid: flow.webhook_body(f.file) for f in files}
+    order = [f.file.uuid for f in files]
+    order += rng.sample(order, round(config.files * config.duplicate_rate))
+    rng.shuffle(order)
+
+    result = SoakResult(config, files)
+    sender = _Uploadcare(flow.stack.spec.signing_secret)
+
+    def deliver(uuid: str) -> None:
+        status = flow.deliver(bodies[uuid], sender.signing_secret)
+        result.statuses[status] += 1
+        if 200 <= status < 300:
+            by_uuid[uuid].deliveries += 1
+        else:  # Uploadcare retries any non-2xx answer later (for up to 72 hours)
+            sender.retries.append(bodies[uuid])
+
+    def run_copier() -> None:
+        stats = flow.run_copier(function_timeout=config.function_timeout)
+        _add_stats(result.poll, stats)
+        pending, sender.retries = sender.retries, []
+        for body in pending[:]:
+            result.uploadcare_retries += 1
+            deliver(str(body["data"]["uuid"]))
+
+    for n, uuid in enumerate(order):
+        if config.rotate and n == len(order) // 3:
+            _rotate_secret_key(flow, config.seed)
+        if config.rotate and n == 2 * len(order) // 3:
+            _rotate_signing_secret(flow, sender, config.seed)
+        deliver(uuid)
+        if (n + 1) % config.chunk == 0:
+            run_copier()
+    for _ in range(5):  # the copier until both the queue and Uploadcare's retries are empty
+        run_copier()
+        if not sender.retries and flow.queue_depth() == 0:
+            break
+
+    _collect(flow, result)
+    result.seconds = time.monotonic() - started
+    result.problems = check(result)
+    return result
+
+
+# The two rotations happen at different points: in this one process both handlers share Powertools' secret cache
+# (in AWS each container has its own), so a re-read by one would otherwise hide the other's rotation path.
+_SECRET_KEY = "rotated-secret-key-{seed}"  # noqa: S105 - a made-up key for the emulator
+_SIGNING_SECRET = "rotated-signing-{seed}"  # noqa: S105 - ditto
+
+
+def _rotate_secret_key(flow: LocalFlow, seed: int) -> None:
+    """A new Uploadcare REST secret key: valid in Uploadcare at once, in Secrets Manager at the same moment."""
+    flow.stack.put_secret(secret_key=_SECRET_KEY.format(seed=seed))
+    flow.emulator.rotate_secret_key(_SECRET_KEY.format(seed=seed))
+
+
+def _rotate_signing_secret(flow: LocalFlow, sender: _Uploadcare, seed: int) -> None:
+    """A new webhook signing secret: into Secrets Manager first, then into Uploadcare's webhook (README, "Deploy")."""
+    signing_secret = _SIGNING_SECRET.format(seed=seed)[:32]  # Uploadcare allows at most 32 characters
+    flow.stack.put_secret(secret_key=_SECRET_KEY.format(seed=seed), webhook_signing_secret=signing_secret)
+    sender.signing_secret = signing_secret
+
+
+def _add_stats(total: PollStats, stats: PollStats) -> None:
+    total.batches += stats.batches
+    total.received += stats.received
+    total.deleted += stats.deleted
+    total.given_back += stats.given_back
+    total.handler_errors += stats.handler_errors
+
+
+def _collect(flow: LocalFlow, result: SoakResult) -> None:
+    result.dead_letters = flow.dead_letters()
+    result.leftover = flow.queue_depth()
+    outcomes = flow.outcomes([f.file for f in result.files], result.dead_letters)
+    for soaked in result.files:
+        outcome = outcomes[soaked.file.uuid]
+        soaked.end = outcome.reason if outcome.state == "dead_lettered" else outcome.state
+        soaked.copies = flow.emulator.copies(soaked.file.uuid)
+        soaked.calls = flow.emulator.copy_calls(soaked.file.uuid)
+        result.faults_left += len(flow.emulator.pending_faults(soaked.file.uuid))
+    result.uploadcare_answers = Counter(
+        record.status for record in flow.emulator.requests if record.uri == "/files/remote_copy/"
+    )
+
+
+def check(result: SoakResult) -> list[str]:
+    """Every promise the soak checks, as a list of what was broken."""
+    problems: list[str] = []
+    for soaked in result.files:
+        uuid = soaked.file.uuid
+        if soaked.end != soaked.expect:
+            problems.append(f"{uuid}: expected {soaked.expect}, ended {soaked.end}")
+        if soaked.deliveries == 0:
+            problems.append(f"{uuid}: no delivery of its webhook was ever accepted")
+        expected_copies = 0 if soaked.expect == "too_large" else 1
+        if soaked.copies != expected_copies:
+            problems.append(f"{uuid}: {soaked.copies} successful remote copies, expected {expected_copies}")
+        if soaked.expect == "too_large" and soaked.calls:
+            problems.append(f"{uuid}: over 5 GB, yet remote_copy was called {soaked.calls} times")
+    reasons = Counter(_attribute(m, "uuid") for m in result.dead_letters)
+    for soaked in result.files:
+        parked = reasons.get(soaked.file.uuid, 0)
+        if soaked.expect != "verified" and parked != soaked.deliveries:
+            problems.append(f"{soaked.file.uuid}: {parked} DLQ messages for {soaked.deliveries} accepted deliveries")
+    unexplained = [m for m in result.dead_letters if not _attribute(m, "reason") or not _attribute(m, "detail")]
+    if unexplained:
+        problems.append(f"{len(unexplained)} DLQ messages without a reason or detail (moved by SQS after retries)")
+    if result.leftover:
+        problems.append(f"{result.leftover} messages left on the copy queue")
+    if result.poll.handler_errors:
+        problems.append(f"the copier failed {result.poll.handler_errors} whole invocations")
+    not_accepted = sum(n for status, n in result.statuses.items() if not 200 <= status < 300)
+    if not_accepted:
+        problems.append(f"{not_accepted} correctly signed deliveries were refused ({dict(result.statuses)})")
+    if result.verified + result.dead_lettered != len(result.files):
+        problems.append(f"{result.verified} verified + {result.dead_lettered} dead-lettered != {len(result.files)}")
+    return problems
+
+
+def _attribute(message: dict[str, Any], name: str) -> str:
+    return str(message.get("MessageAttributes", {}).get(name, {}).get("StringValue", ""))
+
+
+def report(result: SoakResult, out: TextIO) -> None:
+    """The summary table."""
+    config = result.config
+    rows: list[tuple[str, str]] = [
+        ("seed", str(config.seed)),
+        ("files", str(len(result.files))),
+        ("  good", str(sum(f.expect == "verified" for f in result.files))),
+        ("  wrong-size copy (must end verification_failed)", str(_expecting(result, "verification_failed"))),
+        ("  over 5 GB (must end too_large)", str(_expecting(result, "too_large"))),
+        ("webhook deliveries (duplicates and Uploadcare retries included)", str(sum(result.statuses.values()))),
+        ("  answered", ", ".join(f"{status}: {n}" for status, n in sorted(result.statuses.items()))),
+        ("  duplicates", str(sum(f.deliveries for f in result.files) - len(result.files))),
+        ("  Uploadcare retries of non-2xx answers", str(result.uploadcare_retries)),
+        ("secrets rotated mid-run (REST secret key, then signing secret)", "yes" if config.rotate else "no"),
+        ("files with scripted faults", str(sum(bool(f.faults) for f in result.files))),
+    ]
+    rows += [(f"  {kind}", str(n)) for kind, n in sorted(result.faults_injected().items())]
+    rows += [
+        ("  never reached (file done first)", str(result.faults_left)),
+        ("remote_copy answers", ", ".join(f"{s}: {n}" for s, n in sorted(result.uploadcare_answers.items()))),
+        ("copier invocations (batches)", str(result.poll.batches)),
+        (
+            "  records received / done / given back",
+            f"{result.poll.received} / {result.poll.deleted} / {result.poll.given_back}",
+        ),
+        ("  whole-invocation failures", str(result.poll.handler_errors)),
+        ("verified in S3, exactly one successful copy each", str(result.verified)),
+        ("in the DLQ with a reason (files)", str(result.dead_lettered)),
+    ]
+    dlq = Counter(_attribute(m, "reason") for m in result.dead_letters)
+    rows += [(f"  {reason} (messages)", str(n)) for reason, n in sorted(dlq.items())]
+    rows += [
+        ("left on the copy queue", str(result.leftover)),
+        (
+            "verified + dead-lettered = total",
+            f"{result.verified} + {result.dead_lettered} = "
+            f"{result.verified + result.dead_lettered} of {len(result.files)}",
+        ),
+        ("wall time", f"{result.seconds:.1f} s"),
+    ]
+    width = max(len(label) for label, _ in rows)
+    print(f"\nFault soak (seed {config.seed})\n", file=out)
+    for label, value in rows:
+        print(f"  {label:<{width}}  {value}", file=out)
+    if result.problems:
+        print(f"\nSOAK FAILED: {len(result.problems)} problem(s)", file=out)
+        for problem in result.problems[:50]:
+            print(f"  {problem}", file=out)
+    else:
+        print("\nSoak OK: every good file verified once, every bad one in the DLQ with its reason.", file=out)
+
+
+def _expecting(result: SoakResult, end: str) -> int:
+    return sum(f.expect == end for f in result.files)
+
+
+@contextlib.contextmanager
+def soak_flow(endpoint: str, log: TextIO | None = None) -> Iterator[LocalFlow]:
+    """A LocalFlow of its own (unique names, so several can share one moto server)."""
+    with LocalFlow.start(endpoint, name=f"soak-{uuidlib.uuid4().hex[:8]}", log=log or io.StringIO()) as flow:
+        yield flow
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
+    parser.add_argument("--files", type=int, default=FULL_SIZE)
+    parser.add_argument("--seed", type=int, default=None, help=f"default: {DEFAULT_SEED}")
+    parser.add_argument("--no-rotate", action="store_true", help="keep both secrets unchanged")
+    parser.add_argument("--log", type=Path, default=ROOT / ".soak" / "handlers.log", help="the handlers' JSON logs")
+    args = parser.parse_args(argv)
+    config = SoakConfig(
+        files=args.files, seed=DEFAULT_SEED if args.seed is None else args.seed, rotate=not args.no_rotate
+    )
+    args.log.parent.mkdir(parents=True, exist_ok=True)
+    print(f"Soak: {config.files} files, seed {config.seed}; moto server + Uploadcare emulator on 127.0.0.1 ...")
+    with (
+        moto_server(args.log.parent / "moto.log") as endpoint,
+        open(args.log, "w", encoding="utf-8") as log,
+        _environment(aws_env(endpoint)),
+        soak_flow(endpoint, log) as flow,
+    ):
+        result = run_soak(flow, config)
+    report(result, sys.stdout)
+    print(f"\nHandler logs: {args.log}")
+    return 1 if result.problems else 0
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    saved = dict(os.environ)
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

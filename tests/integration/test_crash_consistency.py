@@ -1,0 +1,308 @@
+"""Crash consistency: the copier dies, times out or loses an AWS dependency at the worst moment, and still every
+copy request ends verified in S3 (with one successful remote copy) or in the DLQ with its reason: never lost,
+never dead-lettered for a copy that succeeded.
+
+The copier runs over a real SQS queue on the moto server through the Uploadcare emulator (copier_support.py).
+Where Lambda would let time pass (a visibility timeout, the deadline of a killed invocation), the test moves the
+clock of that one piece of state instead of sleeping.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import boto3
+import pytest
+
+import handle_copy
+from devkit.emulator import EmulatedFile
+from devkit.lambda_context import LambdaContext
+from devkit.sqs_poller import queue_arn, to_lambda_record
+from tests.integration.aws_faults import AwsFaults, service_error, throttled, unavailable
+from tests.integration.copier_support import CopierHarness, copier, reason_of
+from uploadcare_s3_copy.copier import CopyService
+from uploadcare_s3_copy.copy_request import CopyRequest
+
+__all__ = ["copier"]  # the fixture
+# An invocation that dies, or whose only record failed unexpectedly, publishes no metrics: Powertools warns.
+pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
+
+
+class LambdaKilled(BaseException):
+    """The runtime ending an invocation (timeout, out of memory): no `except Exception` in the code runs."""
+
+
+def verify_fails_once_for(monkeypatch: pytest.MonkeyPatch, uuid: str, error: BaseException) -> list[BaseException]:
+    """Makes the head_object proof of `uuid` raise `error` once, after Uploadcare has made the copy."""
+    raised: list[BaseException] = []
+    real_verify = CopyService.verify
+
+    def verify(self: CopyService, location: Any, expected_size: int, status: Any) -> Any:
+        if not raised and uuid in location.key:
+            raised.append(error)
+            raise error
+        return real_verify(self, location, expected_size, status)
+
+    monkeypatch.setattr(CopyService, "verify", verify)
+    return raised
+
+
+def receive(copier: CopierHarness, count: int) -> list[dict[str, Any]]:
+    sqs = boto3.client("sqs")
+    messages: list[dict[str, Any]] = []
+    while len(messages) < count:
+        answer = sqs.receive_message(
+            QueueUrl=copier.stack.queue_url,
+            MaxNumberOfMessages=10,
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
+            WaitTimeSeconds=0,
+        )
+        if not answer.get("Messages"):
+            break
+        messages.extend(answer["Messages"])
+    return messages
+
+
+def lambda_event(copier: CopierHarness, messages: list[dict[str, Any]]) -> dict[str, Any]:
+    arn = queue_arn(copier.stack.queue_url)
+    return {"Records": [to_lambda_record(message, arn) for message in messages]}
+
+
+def visibility_timeout_passes(copier: CopierHarness, messages: list[dict[str, Any]]) -> None:
+    """What SQS does once the visibility timeout of a failed invocation's messages has passed: they are visible."""
+    sqs = boto3.client("sqs")
+    for message in messages:
+        sqs.change_message_visibility(
+            QueueUrl=copier.stack.queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+        )
+
+
+def in_progress_records(copier: CopierHarness) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = boto3.client("dynamodb").scan(TableName=copier.stack.table)["Items"]
+    return [item for item in items if item.get("status", {}).get("S") == "INPROGRESS"]
+
+
+def deadline_of_dead_invocation_passes(copier: CopierHarness) -> int:
+    """A killed invocation leaves its idempotency record INPROGRESS until that invocation's deadline (Powertools'
+    `in_progress_expiration`); this moves that deadline into the past. Returns how many records it moved."""
+    dynamodb = boto3.client("dynamodb")
+    past = str(int(time.time() * 1000) - 1000)
+    records = in_progress_records(copier)
+    for item in records:
+        dynamodb.update_item(
+            TableName=copier.stack.table,
+            Key={"id": item["id"]},
+            UpdateExpression="SET in_progress_expiration = :past",
+            ExpressionAttributeValues={":past": {"N": past}},
+        )
+    return len(records)
+
+
+def assert_verified_once(copier: CopierHarness, *files: EmulatedFile) -> None:
+    for file in files:
+        assert copier.object_size(copier.key_of(file)) == file.size
+        assert copier.emulator.copies(file.uuid) == 1
+
+
+# --- the copier dies between Uploadcare's copy and the idempotency record --------------------------------------
+
+
+def test_an_exception_after_the_copy_ends_verified_through_already_exists(
+    copier: CopierHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a file whose head_object proof blows up once, after Uploadcare has copied it (an unexpected error)
+    file = copier.add_file(original_filename="crash after copy.pdf", size=4321)
+    raised = verify_fails_once_for(monkeypatch, file.uuid, RuntimeError("the copier crashed"))
+
+    # When its copy request goes through the copier, and is redelivered as SQS does after a failure
+    copier.send(file)
+    stats = copier.drain()
+
+    # Then the first attempt was given back, and the redelivery found the file already there (200, no `result`),
+    # located it by key prediction and verified it: one copy, nothing dead-lettered, nothing left
+    assert raised
+    assert stats.given_back == 1
+    assert copier.emulator.copy_stats(file.uuid).already_exists == 1
+    assert_verified_once(copier, file)
+    assert copier.dead_letters() == []
+    assert copier.queue_depth() == 0
+
+
+def test_a_killed_invocation_is_finished_by_the_redelivery_after_its_deadline(
+    copier: CopierHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a file, copied by Uploadcare, whose invocation is killed before the idempotency record completes
+    file = copier.add_file(original_filename="killed.mov", size=2048)
+    verify_fails_once_for(monkeypatch, file.uuid, LambdaKilled())
+    copier.send(file)
+    messages = receive(copier, 1)
+    with pytest.raises(LambdaKilled):
+        handle_copy.lambda_handler(lambda_event(copier, messages), LambdaContext(timeout_seconds=60))
+    assert copier.emulator.copies(file.uuid) == 1
+    assert len(in_progress_records(copier)) == 1  # the dead invocation's record: no `except` cleaned it up
+
+    # When SQS redelivers before the dead invocation's deadline has passed
+    visibility_timeout_passes(copier, messages)
+    early = copier.poll_once()
+
+    # Then the record is given back untouched (another invocation might still be copying): no call, no DLQ
+    assert len(early.responses[0]["batchItemFailures"]) == 1
+    assert copier.emulator.copy_calls(file.uuid) == 1
+
+    # And once the deadline has passed, the next redelivery finishes the copy through "already exists"
+    assert deadline_of_dead_invocation_passes(copier) == 1
+    later = copier.drain()
+    assert later.responses[0] == {"batchItemFailures": []}
+    assert copier.emulator.copy_stats(file.uuid).already_exists == 1
+    assert_verified_once(copier, file)
+    assert copier.dead_letters() == []
+    assert copier.queue_depth() == 0
+
+
+def test_a_batch_killed_mid_way_redelivers_everything_and_copies_nothing_twice(
+    copier: CopierHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a batch of three run one at a time, whose last record's invocation is killed after Uploadcare copied it
+    monkeypatch.setenv("COPY_CONCURRENCY", "1")
+    done_first = [copier.add_file(size=100 + n) for n in range(2)]
+    killed = copier.add_file(size=300)
+    verify_fails_once_for(monkeypatch, killed.uuid, LambdaKilled())
+    copier.send(*done_first, killed)
+    messages = receive(copier, 3)
+    first_killed_last = sorted(messages, key=lambda m: CopyRequest.from_message(m["Body"]).uuid == killed.uuid)
+    with pytest.raises(LambdaKilled):
+        handle_copy.lambda_handler(lambda_event(copier, first_killed_last), LambdaContext(timeout_seconds=60))
+
+    # When Lambda gives the whole batch back (a failed invocation) and the dead invocation's deadline passes
+    visibility_timeout_passes(copier, messages)
+    deadline_of_dead_invocation_passes(copier)
+    stats = copier.drain()
+
+    # Then the two finished before the kill are replayed from their idempotency records (no second call), the
+    # killed one is finished through "already exists", and all three are verified with one copy each
+    assert stats.deleted == 3
+    assert [copier.emulator.copy_calls(f.uuid) for f in [*done_first, killed]] == [1, 1, 2]
+    assert_verified_once(copier, *done_first, killed)
+    assert copier.dead_letters() == []
+    assert copier.queue_depth() == 0
+
+
+def test_records_not_started_before_the_deadline_are_given_back_uncalled(
+    copier: CopierHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given five requests copied one at a time, each remote copy taking a second, and a 6.5 s Lambda timeout
+    # (the copier keeps 3 s for itself and starts no call with less than 2 s left)
+    monkeypatch.setenv("COPY_CONCURRENCY", "1")
+    files = [copier.add_file(size=10 + n) for n in range(5)]
+    copier.emulator.copy_delay = 1.0
+    copier.send(*files)
+    messages = receive(copier, 5)
+    context = LambdaContext(timeout_seconds=6.5)
+
+    # When one invocation runs them
+    response = handle_copy.lambda_handler(lambda_event(copier, messages), context)
+
+    # Then it returned before its deadline, reporting exactly the records it did not finish, none of which it
+    # started; the others are verified
+    assert context.get_remaining_time_in_millis() > 0
+    failed = {item["itemIdentifier"] for item in response["batchItemFailures"]}
+    by_id = {m["MessageId"]: CopyRequest.from_message(m["Body"]).uuid for m in messages}
+    given_back = [f for f in files if f.uuid in {by_id[i] for i in failed}]
+    finished = [f for f in files if f not in given_back]
+    assert len(given_back) >= 3  # the third call would start with at most 1.5 s left
+    assert finished
+    assert all(copier.emulator.copy_calls(f.uuid) == 0 for f in given_back)
+    assert_verified_once(copier, *finished)
+
+    # And the redelivery copies them
+    copier.emulator.copy_delay = 0.0
+    for message in messages:
+        if message["MessageId"] in failed:
+            visibility_timeout_passes(copier, [message])
+        else:
+            boto3.client("sqs").delete_message(QueueUrl=copier.stack.queue_url, ReceiptHandle=message["ReceiptHandle"])
+    copier.drain()
+    assert_verified_once(copier, *files)
+    assert copier.queue_depth() == 0
+    assert copier.dead_letters() == []
+
+
+# --- an AWS dependency fails ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("error", [throttled, unavailable], ids=["throttled", "unreachable"])
+def test_the_idempotency_table_failing_gives_the_record_back_before_any_copy(
+    copier: CopierHarness, monkeypatch: pytest.MonkeyPatch, error: Any
+) -> None:
+    # Given DynamoDB refusing the idempotency table's writes
+    faults = AwsFaults().install(monkeypatch)
+    faults.fail("dynamodb", "PutItem", error)
+    file = copier.add_file(size=64)
+    copier.send(file)
+
+    # When the copier runs once
+    stats = copier.poll_once()
+
+    # Then the record is given back without calling Uploadcare (no copy without a record of it), and not parked
+    assert len(stats.responses[0]["batchItemFailures"]) == 1
+    assert copier.emulator.copy_calls(file.uuid) == 0
+    assert copier.queue_depth() == 1
+    assert copier.dead_letters() == []
+
+    # And once DynamoDB is back, the redelivery copies and verifies it
+    faults.clear()
+    copier.drain()
+    assert_verified_once(copier, file)
+    assert copier.queue_depth() == 0
+
+
+def test_the_idempotency_table_failing_after_the_copy_is_finished_by_a_later_redelivery(
+    copier: CopierHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given DynamoDB failing to mark the record done, after the file was copied and verified
+    faults = AwsFaults().install(monkeypatch)
+    faults.fail("dynamodb", "UpdateItem", throttled)
+    file = copier.add_file(size=99)
+    copier.send(file)
+
+    # When the copier runs once
+    stats = copier.poll_once()
+
+    # Then the record is given back (the copy is not remembered as done), and stays INPROGRESS until its deadline
+    assert len(stats.responses[0]["batchItemFailures"]) == 1
+    assert copier.emulator.copies(file.uuid) == 1
+    assert len(in_progress_records(copier)) == 1
+
+    # And after that deadline, with DynamoDB back, the redelivery verifies the copy already there
+    faults.clear()
+    deadline_of_dead_invocation_passes(copier)
+    copier.drain()
+    assert copier.emulator.copy_stats(file.uuid).already_exists == 1
+    assert_verified_once(copier, file)
+    assert copier.dead_letters() == []
+    assert copier.queue_depth() == 0
+
+
+def test_a_dead_letter_send_that_fails_gives_the_record_back_until_it_is_parked(
+    copier: CopierHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a copy that fails permanently (wrong size) while the DLQ cannot be reached, twice
+    faults = AwsFaults().install(monkeypatch)
+    dlq = faults.fail(
+        "sqs", "SendMessage", service_error, when=lambda p: p["QueueUrl"] == copier.stack.dlq_url, times=2
+    )
+    file = copier.add_file(size=50, wrong_size=True)
+    [body] = copier.send(file)
+
+    # When the copier runs over the queue until it is empty
+    stats = copier.drain()
+
+    # Then the record was given back while the DLQ was down, and parked with its reason once it was up: not lost
+    assert dlq.hits == 2
+    assert stats.given_back == 2
+    [message] = copier.dead_letters()
+    assert reason_of(message) == "verification_failed"
+    assert message["Body"] == body
+    assert copier.queue_depth() == 0
