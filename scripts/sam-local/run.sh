@@ -106,9 +106,9 @@ case "$(uname -m)" in
 esac
 image=public.ecr.aws/lambda/python:3.13-$architecture
 
-# One run at a time: the private engine's data, the bridge and the build folder are shared.
+# One run at a time on this machine (any clone): the bridge is the machine's, the engine data and build folder the clone's.
 if command -v flock >/dev/null 2>&1; then
-  exec 9>"$cache/lock"
+  exec 9>"${TMPDIR:-/tmp}/uploadcare-s3-copy-sam-local.lock"
   flock -n 9 || { echo "test-sam-local: waiting for another run to finish"; flock 9; }
 fi
 
