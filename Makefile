@@ -14,6 +14,7 @@ help:
 	@echo "make test   - lint, types and every test suite (sets up .venv on first run)"
 	@echo "make test-sam-local - the built functions in a Lambda-like container (real sam local invoke; needs Docker or root)"
 	@echo "make soak   - fault soak at full size: 1,000 files through both functions with faults (about 3 minutes)"
+	@echo "make bench  - performance against an obvious-way baseline webhook (a few minutes; README, Performance)"
 	@echo "make lock   - re-pin requirements/dev.txt from requirements/dev.in"
 	@echo "make clean  - remove virtualenvs and build output"
 
@@ -47,6 +48,12 @@ demo: venv
 # The fault soak at full size (`make test` runs a reduced one): prints a summary table; SOAK_ARGS="--seed N" replays.
 soak: venv
 	$(PY) -m devkit.soak --files 1000 $(SOAK_ARGS)
+
+# The benchmark (not a test, not in `make test`): tables on stdout, bench/results.json and bench/throughput.png, in a
+# few minutes. BENCH_ARGS="--quick" tries it out; BENCH_ARGS="--files 1000" runs 1,000 files at every concurrency.
+.PHONY: bench
+bench: venv
+	$(PY) -m bench.run $(BENCH_ARGS)
 
 # `sam local invoke` without Docker: make invoke FUNCTION=WebhookFunction EVENT=events/webhook-file-uploaded.json
 FUNCTION ?= WebhookFunction

@@ -13,10 +13,10 @@ matplotlib.use("Agg")  # no display: a file only
 import matplotlib.pyplot as plt  # after choosing the backend
 
 # series: colour, marker, line style, where its value labels go (points of offset)
-STYLES: dict[str, tuple[str, str, str, tuple[int, int]]] = {
-    "this project, 1 invocation": ("tab:blue", "o", "-", (0, -13)),
-    "this project, 2 invocations x 10": ("tab:green", "D", "", (-16, 0)),
-    "baseline": ("tab:orange", "s", "-", (0, 7)),
+STYLES: dict[str, tuple[str, str, str, tuple[int, int], str]] = {
+    "this project, 1 invocation": ("tab:blue", "o", "-", (0, -13), "center"),
+    "this project, 2 invocations x 10": ("tab:green", "D", "", (9, 0), "left"),
+    "baseline": ("tab:orange", "s", "-", (-9, 4), "right"),
 }
 Y_TICKS = (1, 2, 5, 10, 20, 50, 100, 200)
 
@@ -24,7 +24,7 @@ Y_TICKS = (1, 2, 5, 10, 20, 50, 100, 200)
 def plot_throughput(rows: Sequence[Mapping[str, Any]], copy_delay: float, path: Path, subtitle: str = "") -> None:
     """One line per `series` (x = `x`, the concurrency setting; y = `files_per_second`) and the ideal n / copy time."""
     figure, axes = plt.subplots(figsize=(7.5, 4.6), dpi=110)
-    for series, (colour, marker, line, offset) in STYLES.items():
+    for series, (colour, marker, line, offset, align) in STYLES.items():
         points = sorted((float(row["x"]), float(row["files_per_second"])) for row in rows if row["series"] == series)
         if not points:
             continue
@@ -32,7 +32,7 @@ def plot_throughput(rows: Sequence[Mapping[str, Any]], copy_delay: float, path: 
         axes.plot(xs, ys, marker=marker, color=colour, linestyle=line or "none", label=series)
         for x, y in points:
             axes.annotate(
-                f"{y:.1f}", (x, y), textcoords="offset points", xytext=offset, ha="center", va="center", fontsize=8
+                f"{y:.1f}", (x, y), textcoords="offset points", xytext=offset, ha=align, va="center", fontsize=8
             )
     every = sorted({float(row["x"]) for row in rows})
     if every:
@@ -41,6 +41,7 @@ def plot_throughput(rows: Sequence[Mapping[str, Any]], copy_delay: float, path: 
         axes.set_xscale("log")
         axes.set_yscale("log")
         axes.set_xticks(every, [f"{x:g}" for x in every])
+        axes.set_xlim(min(every) / 1.25, max(every) * 1.4)
         low, high = min(ideal) / 2, max(ideal) * 1.3
         axes.set_ylim(low, high)
         kept = [y for y in Y_TICKS if low <= y <= high]

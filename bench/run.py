@@ -145,6 +145,7 @@ def calls_per_file(flow: LocalFlow, fns: Mapping[str, Function]) -> list[dict[st
                 "case": case,
                 "per": per,
                 "calls": by_service(phase["aws_calls"], phase["uploadcare_calls"], per),
+                "invocation_seconds": phase["durations"],
                 "operations": {
                     **phase["aws_calls"],
                     **{f"uploadcare:{k}": v for k, v in phase["uploadcare_calls"].items()},
@@ -501,6 +502,11 @@ def report(results: Mapping[str, Any]) -> str:
             f"\nA batch of 10 at COPY_CONCURRENCY 10: {b.median:.3f} s median ({b.min:.3f}-{b.max:.3f}, {b.n} batches);"
             f" ideal {delay:.2f} s (one copy time), sequential {BATCH_SIZE * delay:.2f} s."
         )
+    instant = next(r for r in results["calls"] if r["function"] == "copier" and r["case"].startswith("warm"))
+    out.append(
+        f"The same batch with copies answered at once (the calls run): {instant['invocation_seconds'][0]:.3f} s, "
+        "the cost of the idempotency writes and head_object calls against the moto server."
+    )
     feed = next((r["webhook_feed"] for r in results["throughput"] if r.get("webhook_feed")), None)
     if feed:
         out.append(
