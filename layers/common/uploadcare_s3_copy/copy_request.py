@@ -41,7 +41,9 @@ class CopyRequest:
     version: int = VERSION
 
     def to_message(self) -> str:
-        return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+        """The SQS message body. ASCII only: SQS refuses lone surrogates, U+FFFE/U+FFFF and most controls, which a
+        signed webhook can carry (JSON escapes); escaped, any name survives the queue and reads back unchanged."""
+        return json.dumps(asdict(self), ensure_ascii=True, separators=(",", ":"), sort_keys=True)
 
     @classmethod
     def from_file_info(cls, data: dict[str, Any], *, event: str, origin: Origin, cdn_url: str = "") -> CopyRequest:

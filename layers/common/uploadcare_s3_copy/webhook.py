@@ -18,7 +18,6 @@ Uploadcare REST client nor anything heavier than boto3 and Powertools' core.
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -153,7 +152,7 @@ def read_body(event: Mapping[str, Any], max_body_bytes: int) -> bytes:
             raise _too_large(max_body_bytes)
         try:
             body = base64.b64decode(raw, validate=True)
-        except binascii.Error:
+        except ValueError:  # binascii.Error, or text that is not even ASCII (b64decode refuses it with ValueError)
             raise Refused(rejected(400, WebhookReason.BAD_ENCODING, "body is not valid base64")) from None
     else:
         if len(raw) > max_body_bytes:  # every character is at least one byte: no need to encode to know
