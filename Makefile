@@ -19,8 +19,10 @@ help:
 	@echo "make lock   - re-pin requirements/dev.txt from requirements/dev.in"
 	@echo "make clean  - remove virtualenvs and build output"
 
-$(VENV)/.stamp: requirements/dev.txt
-	scripts/make-venv.sh $(VENV) requirements/dev.txt
+# The dev venv also has the project installed (editable) for its `uploadcare-s3-copy` command; code changes need no
+# reinstall, a change to pyproject.toml's [project] table does: `make clean venv`.
+$(VENV)/.stamp: requirements/dev.txt scripts/make-venv.sh
+	scripts/make-venv.sh $(VENV) requirements/dev.txt --with-project
 
 $(SAM_VENV)/.stamp: requirements/sam.txt
 	scripts/make-venv.sh $(SAM_VENV) requirements/sam.txt

@@ -1,0 +1,246 @@
+"""`doctor`: is this stack able to copy? Each check prints ✓ or ✗, and a ✗ comes with a one-line fix.
+
+Checks, in order: the secret and its three keys; the keys against Uploadcare (`GET /project/`); the `file.uploaded`
+webhook for the stack's WebhookUrl (active, signed with the stored secret, version 0.7); the bucket (head_bucket);
+the copy queue, the dead-letter queue (and whether it is empty) and the idempotency table; optionally a real copy
+of one file proved with head_object (the copier's own copy_and_verify).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from uploadcare_s3_copy.cli import copying, webhooks
+from uploadcare_s3_copy.cli.base import EXIT_OK, EXIT_PROBLEMS, MARK_FAIL, MARK_OK, MARK_SKIPPED, CliError
+from uploadcare_s3_copy.cli.context import Context
+from uploadcare_s3_copy.cli.resources import SETTINGS_BY_NAME
+from uploadcare_s3_copy.copier import Deadline
+from uploadcare_s3_copy.copy_request import CopyRequest
+from uploadcare_s3_copy.reasons import CopyFailure, Reason
+from uploadcare_s3_copy.secrets import REQUIRED_FIELDS
+from uploadcare_s3_copy.uploadcare import UploadcareClient
+
+NAME_WIDTH = 18
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool | None  # None: not checked, because something it needs failed first
+    summary: str
+    fix: str = ""
+
+    def lines(self) -> list[str]:
+        mark = MARK_OK if self.ok else MARK_FAIL if self.ok is False else MARK_SKIPPED
+        lines = [f"{mark} {self.name:<{NAME_WIDTH}} {self.summary}"]
+        if self.ok is False and self.fix:
+            lines.append(f"  {'':<{NAME_WIDTH}} fix: {self.fix}")
+        return lines
+
+
+def _aws_problem(error: Exception) -> str:
+    if isinstance(error, ClientError):
+        details = error.response.get("Error", {})
+        return f"{details.get('Code', '?')}: {details.get('Message', '')}".rstrip(": ")
+    return f"{type(error).__name__}: {error}"
+
+
+def _code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def _not_configured(name: str, setting: str) -> Check:
+    how = SETTINGS_BY_NAME[setting].how_to_give
+    return Check(name, False, "not configured", f"give --stack NAME or {how}")
+
+
+class Doctor:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.r = ctx.resources
+        self.client: UploadcareClient | None = None
+        self.signing_secret = ""
+
+    def checks(self, test_copy: str | None) -> list[Callable[[], Check]]:
+        steps = [self.secret, self.keys, self.webhook, self.bucket, self.copy_queue, self.dead_letter_queue, self.table]
+        if test_copy:
+            steps.append(lambda: self.test_copy(test_copy))
+        return steps
+
+    def secret(self) -> Check:
+        name = "secret"
+        if not self.r.secret_id:
+            return _not_configured(name, "secret_id")
+        try:
+            value = self.ctx.secret_value()
+        except ClientError as error:
+            if _code(error) == "ResourceNotFoundException":
+                return Check(
+                    name,
+                    False,
+                    f"{self.r.secret_id} does not exist",
+                    f"aws secretsmanager create-secret --name {self.r.secret_id} --secret-string file://secret.json "
+                    f"(with {', '.join(REQUIRED_FIELDS)}; README, Deploy step 1)",
+                )
+            return Check(name, False, f"cannot read {self.r.secret_id}: {_aws_problem(error)}", _read_fix())
+        except CliError as error:
+            return Check(name, False, str(error), "store a JSON object with " + ", ".join(REQUIRED_FIELDS))
+        except BotoCoreError as error:
+            return Check(name, False, f"cannot read {self.r.secret_id}: {_aws_problem(error)}", _read_fix())
+        missing = [field for field in REQUIRED_FIELDS if not isinstance(value.get(field), str) or not value[field]]
+        if missing:
+            fix = (
+                "uploadcare-s3-copy webhook register (generates and stores one)"
+                if missing == [webhooks.SIGNING_SECRET_FIELD]
+                else f"aws secretsmanager put-secret-value --secret-id {self.r.secret_id} "
+                f"--secret-string file://secret.json (with {', '.join(REQUIRED_FIELDS)})"
+            )
+            return Check(name, False, f"{self.r.secret_id} lacks {', '.join(missing)}", fix)
+        self.signing_secret = str(value[webhooks.SIGNING_SECRET_FIELD])
+        present = ", ".join(REQUIRED_FIELDS)
+        return Check(name, True, f"{self.r.secret_id}: {present} present")
+
+    def keys(self) -> Check:
+        name = "Uploadcare keys"
+        try:
+            self.client = self.ctx.uploadcare()
+        except (CliError, ClientError, BotoCoreError):
+            return Check(name, None, "not checked (needs a readable secret with public_key and secret_key)")
+        try:
+            project = self.client.get_project()
+        except CopyFailure as failure:
+            self.client = None
+            if failure.reason is Reason.AUTH:
+                fix = "copy the project's public and secret API keys (Uploadcare dashboard → API keys) into the secret"
+            else:
+                fix = f"check that {self.r.api_url} is Uploadcare's REST API (--api-url) and reachable"
+            return Check(name, False, f"{self.r.api_url}project/ answered {failure.reason}: {failure.detail}", fix)
+        return Check(name, True, f"work for project {project.get('name')!r} ({self.r.api_url})")
+
+    def webhook(self) -> Check:
+        name = "webhook"
+        if not self.r.webhook_url:
+            return _not_configured(name, "webhook_url")
+        if self.client is None:
+            return Check(name, None, "not checked (needs working Uploadcare keys)")
+        try:
+            hooks = self.client.list_webhooks()
+        except CopyFailure as failure:
+            return Check(name, False, f"GET /webhooks/ answered {failure.reason}: {failure.detail}", "try again")
+        hook = webhooks.find_webhook(hooks, self.r.webhook_url)
+        if hook is None:
+            return Check(
+                name,
+                False,
+                f"no {webhooks.EVENT} webhook for {self.r.webhook_url}",
+                "uploadcare-s3-copy webhook register",
+            )
+        problems = webhooks.webhook_problems(hook, self.signing_secret)
+        if problems:
+            fix = webhooks.DASHBOARD_FIX.format(id=hook.get("id"))
+            return Check(name, False, f"{webhooks.summary(hook)}: {'; '.join(problems)}", fix)
+        return Check(name, True, webhooks.summary(hook))
+
+    def bucket(self) -> Check:
+        name = "bucket"
+        if not self.r.bucket:
+            return _not_configured(name, "bucket")
+        try:
+            self.ctx.aws("s3").head_bucket(Bucket=self.r.bucket)
+        except ClientError as error:
+            if _code(error) in ("404", "NoSuchBucket", "NotFound"):
+                fix = "check TargetBucketName (--bucket): it must be the bucket behind the Uploadcare storage"
+                return Check(name, False, f"{self.r.bucket} does not exist", fix)
+            return Check(name, False, f"{self.r.bucket}: {_aws_problem(error)}", _read_fix("s3:ListBucket on it"))
+        except BotoCoreError as error:
+            return Check(name, False, f"{self.r.bucket}: {_aws_problem(error)}", _read_fix())
+        return Check(name, True, f"{self.r.bucket} is reachable")
+
+    def _queue_depths(self, url: str) -> tuple[int, int]:
+        names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+        attributes = self.ctx.aws("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
+        return int(attributes.get(names[0], 0)), int(attributes.get(names[1], 0))
+
+    def copy_queue(self) -> Check:
+        name = "copy queue"
+        if not self.r.queue_url:
+            return _not_configured(name, "queue_url")
+        try:
+            waiting, in_flight = self._queue_depths(self.r.queue_url)
+        except (ClientError, BotoCoreError) as error:
+            return Check(name, False, f"{self.r.queue_url}: {_aws_problem(error)}", _queue_fix())
+        return Check(name, True, f"exists: {waiting} waiting, {in_flight} being copied")
+
+    def dead_letter_queue(self) -> Check:
+        name = "dead-letter queue"
+        if not self.r.dlq_url:
+            return _not_configured(name, "dlq_url")
+        try:
+            waiting, in_flight = self._queue_depths(self.r.dlq_url)
+        except (ClientError, BotoCoreError) as error:
+            return Check(name, False, f"{self.r.dlq_url}: {_aws_problem(error)}", _queue_fix())
+        if waiting + in_flight:
+            fix = "uploadcare-s3-copy dlq list, fix the cause, then uploadcare-s3-copy dlq redrive"
+            return Check(name, False, f"holds {waiting + in_flight} failed copy requests", fix)
+        return Check(name, True, "exists and is empty")
+
+    def table(self) -> Check:
+        name = "idempotency table"
+        if not self.r.table:
+            return _not_configured(name, "table")
+        try:
+            status = self.ctx.aws("dynamodb").describe_table(TableName=self.r.table)["Table"].get("TableStatus")
+        except (ClientError, BotoCoreError) as error:
+            return Check(name, False, f"{self.r.table}: {_aws_problem(error)}", _queue_fix("IdempotencyTableName"))
+        if status != "ACTIVE":
+            return Check(name, False, f"{self.r.table} is {status}", "wait for the table to become ACTIVE")
+        return Check(name, True, f"{self.r.table} is {status}")
+
+    def test_copy(self, uuid: str) -> Check:
+        name = "test copy"
+        missing = self.r.missing("bucket", "storage")
+        if missing:
+            how = ", ".join(setting.how_to_give for setting in missing)
+            return Check(name, False, "not configured", f"give --stack NAME or {how}")
+        if self.client is None:
+            return Check(name, None, "not checked (needs working Uploadcare keys)")
+        try:
+            request = CopyRequest.from_file_info(self.client.get_file(uuid), event="file.uploaded", origin="manual")
+            service = copying.copy_service(self.ctx, copying.copier_settings(self.ctx))
+            with copying.logs_to(self.ctx):
+                verified = service.copy_and_verify(request, self.ctx.keys(), Deadline(copying.DEFAULT_TIMEOUT_SECONDS))
+        except CopyFailure as failure:
+            fix = {
+                Reason.STORAGE_NOT_FOUND: "check UploadcareStorageName (--storage) against the project's storages",
+                Reason.UNEXPECTED_BUCKET: "the storage points at another bucket: align TargetBucketName (--bucket)",
+                Reason.NOT_FOUND: "give the UUID of a file that exists in this project",
+            }.get(failure.reason, "see the README's failure reasons")
+            return Check(name, False, f"{uuid}: {failure.reason}: {failure.detail}", fix)
+        return Check(name, True, f"{uuid} → {copying.describe(verified)}")
+
+
+def _read_fix(permission: str = "read access") -> str:
+    return f"check your AWS credentials and region, and that they grant {permission}"
+
+
+def _queue_fix(output: str = "CopyQueueUrl / DeadLetterQueueUrl") -> str:
+    return f"check the stack ({output}) and your AWS credentials and region"
+
+
+def command(ctx: Context, args: argparse.Namespace) -> int:
+    doctor = Doctor(ctx)
+    where = f"stack {ctx.resources.stack}" if ctx.resources.stack else "the given resources"
+    ctx.say(f"Checking {where}:")
+    results: list[Check] = []
+    for step in doctor.checks(args.test_copy):
+        check = step()
+        results.append(check)
+        for line in check.lines():
+            ctx.say(line)
+    failed = [check for check in results if check.ok is False]
+    ctx.say(f"{len(failed)} {'problem' if len(failed) == 1 else 'problems'} found." if failed else "All good.")
+    return EXIT_PROBLEMS if failed else EXIT_OK

@@ -1,0 +1,191 @@
+"""Where a stack's resources are: a command-line option, else an environment variable, else the CloudFormation stack.
+
+`--stack NAME` reads the deployed stack's Outputs (queue URLs, table, WebhookUrl) and Parameters (secret, storage,
+bucket, prefix, pattern, API URL): what `sam deploy` was given is what the CLI uses. An option or an environment
+variable overrides the stack's value. The environment variables are the functions' own (design.md, "Configuration
+contract"), so a shell that has a function's environment can run the CLI as is; `make demo`'s local servers are
+reached the same way, with `AWS_ENDPOINT_URL` honoured by boto3 itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from uploadcare_s3_copy.cli.base import UsageError
+from uploadcare_s3_copy.config import DEFAULT_API_URL, DEFAULT_PATTERN, parse_bool
+from uploadcare_s3_copy.patterns import PatternError, validate_pattern
+
+STACK_ENV = "UPLOADCARE_S3_COPY_STACK"
+_URL = re.compile(r"\Ahttps?://[^/\s]+(/\S*)?\Z")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One resource setting: its option, its environment variable and where a deployed stack keeps it."""
+
+    name: str  # the attribute of Resources
+    flag: str
+    env: str
+    help: str
+    output: str | None = None  # a CloudFormation output of template.yaml
+    parameter: str | None = None  # else a template parameter
+
+    @property
+    def source(self) -> str:
+        return f"output {self.output}" if self.output else f"parameter {self.parameter}"
+
+    @property
+    def how_to_give(self) -> str:
+        return f"{self.flag} (or ${self.env})"
+
+
+SETTINGS = (
+    Setting("queue_url", "--queue-url", "COPY_QUEUE_URL", "the copy queue's URL", output="CopyQueueUrl"),
+    Setting("dlq_url", "--dlq-url", "COPY_DLQ_URL", "the dead-letter queue's URL", output="DeadLetterQueueUrl"),
+    Setting(
+        "secret_id",
+        "--secret-id",
+        "UPLOADCARE_SECRET_ID",
+        "the Uploadcare keys' secret",
+        parameter="UploadcareSecretId",
+    ),
+    Setting("bucket", "--bucket", "TARGET_BUCKET", "the target S3 bucket", parameter="TargetBucketName"),
+    Setting("api_url", "--api-url", "UPLOADCARE_API_URL", "Uploadcare's REST API root", parameter="UploadcareApiUrl"),
+    Setting("table", "--table", "IDEMPOTENCY_TABLE", "the idempotency table", output="IdempotencyTableName"),
+    Setting("storage", "--storage", "COPY_TARGET", "the Uploadcare custom storage", parameter="UploadcareStorageName"),
+    Setting("prefix", "--prefix", "TARGET_PREFIX", "the storage's key prefix", parameter="TargetPrefix"),
+    Setting("pattern", "--pattern", "COPY_PATTERN", "the copy pattern", parameter="CopyPattern"),
+    Setting("make_public", "--make-public", "MAKE_PUBLIC", "true/false: public-read copies", parameter="MakePublic"),
+    Setting("webhook_url", "--webhook-url", "WEBHOOK_URL", "the stack's webhook URL", output="WebhookUrl"),
+)
+SETTINGS_BY_NAME = {setting.name: setting for setting in SETTINGS}
+
+
+@dataclass(frozen=True)
+class StackInfo:
+    name: str
+    outputs: Mapping[str, str]
+    parameters: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Resources:
+    stack: str | None = None
+    queue_url: str | None = None
+    dlq_url: str | None = None
+    secret_id: str | None = None
+    bucket: str | None = None
+    api_url: str = DEFAULT_API_URL
+    table: str | None = None
+    storage: str | None = None
+    prefix: str = ""
+    pattern: str = DEFAULT_PATTERN
+    make_public: bool = False
+    webhook_url: str | None = None
+
+    def missing(self, *names: str) -> list[Setting]:
+        return [SETTINGS_BY_NAME[name] for name in names if not getattr(self, name)]
+
+    def require(self, command: str, *names: str) -> None:
+        """Raises a usage error naming every setting `command` needs and does not have."""
+        missing = self.missing(*names)
+        if missing:
+            how = ", ".join(setting.how_to_give for setting in missing)
+            raise UsageError(f"{command} needs {how}; or --stack NAME (or ${STACK_ENV}) to read them all")
+
+
+def add_resource_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "stack resources",
+        "Each is read from the option, else its environment variable, else the stack given by --stack.",
+    )
+    group.add_argument(
+        "--stack", metavar="NAME", help=f"a deployed stack: read its outputs and parameters [${STACK_ENV}]"
+    )
+    for setting in SETTINGS:
+        metavar = "BOOL" if setting.name == "make_public" else setting.name.split("_")[0].upper()
+        group.add_argument(
+            setting.flag,
+            dest=setting.name,
+            metavar=metavar,
+            help=f"{setting.help} [${setting.env}; stack {setting.source}]",
+        )
+
+
+def describe_stack(cloudformation: Any, name: str) -> StackInfo:
+    try:
+        stacks = cloudformation.describe_stacks(StackName=name)["Stacks"]
+    except ClientError as error:
+        message = str(error.response.get("Error", {}).get("Message", ""))
+        if "does not exist" in message:
+            raise UsageError(f"stack {name!r} does not exist in this account and region ({message})") from error
+        raise
+    if not stacks:
+        raise UsageError(f"stack {name!r} does not exist in this account and region")
+    stack = stacks[0]
+    return StackInfo(
+        name=name,
+        outputs={item["OutputKey"]: str(item.get("OutputValue", "")) for item in stack.get("Outputs", [])},
+        parameters={item["ParameterKey"]: str(item.get("ParameterValue", "")) for item in stack.get("Parameters", [])},
+    )
+
+
+def resolve(
+    options: Mapping[str, str | None],
+    environ: Mapping[str, str],
+    describe: Callable[[str], StackInfo],
+) -> Resources:
+    """Options first, then environment variables, then the stack (described only when one is named)."""
+    stack_name = options.get("stack") or environ.get(STACK_ENV) or None
+    stack = describe(stack_name) if stack_name else None
+    raw: dict[str, str | None] = {}
+    for setting in SETTINGS:
+        value = options.get(setting.name)
+        if value is None:
+            value = environ.get(setting.env) or None
+        if value is None and stack is not None:
+            value = (
+                stack.outputs.get(setting.output) if setting.output else stack.parameters.get(str(setting.parameter))
+            )
+        raw[setting.name] = value
+    return _typed(stack_name, raw)
+
+
+def _typed(stack: str | None, raw: Mapping[str, str | None]) -> Resources:
+    problems: list[str] = []
+    api_url = raw["api_url"] or DEFAULT_API_URL
+    if not _URL.match(api_url):
+        problems.append(f"api_url {api_url!r} is not an http(s) URL")
+    pattern = raw["pattern"] or DEFAULT_PATTERN
+    try:
+        validate_pattern(pattern)
+    except PatternError as error:
+        problems.append(f"pattern {pattern!r}: {error}")
+    make_public = False
+    if raw["make_public"]:
+        try:
+            make_public = parse_bool(raw["make_public"])
+        except ValueError:
+            problems.append(f"make_public {raw['make_public']!r} is not true or false")
+    if problems:
+        raise UsageError("; ".join(problems))
+    return Resources(
+        stack=stack,
+        queue_url=raw["queue_url"],
+        dlq_url=raw["dlq_url"],
+        secret_id=raw["secret_id"],
+        bucket=raw["bucket"],
+        api_url=api_url if api_url.endswith("/") else api_url + "/",
+        table=raw["table"],
+        storage=raw["storage"],
+        prefix=raw["prefix"] or "",
+        pattern=pattern,
+        make_public=make_public,
+        webhook_url=raw["webhook_url"],
+    )

@@ -1,0 +1,350 @@
+"""The operations CLI's pure parts: argument parsing and exit codes, where resources come from, DLQ grouping,
+webhook comparison and queue batching. No network: nothing here reaches AWS or Uploadcare."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from tests.conftest import ROOT
+from uploadcare_s3_copy.cli.app import main
+from uploadcare_s3_copy.cli.base import CliError, UsageError
+from uploadcare_s3_copy.cli.dlq import NO_REASON, DeadLetter, group_by_reason, matches
+from uploadcare_s3_copy.cli.queueing import CopyQueue
+from uploadcare_s3_copy.cli.resources import StackInfo, resolve
+from uploadcare_s3_copy.cli.webhooks import find_webhook, summary, webhook_problems
+
+UUID = "3c269810-c17b-4e2c-92b6-25622464d866"
+COMMANDS = [[], ["backfill"], ["copy"], ["doctor"], ["webhook", "register"], ["dlq", "list"], ["dlq", "redrive"]]
+
+
+def run(*argv: str, environ: dict[str, str] | None = None) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(argv), environ=environ or {}, out=out, err=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+# --- arguments and exit codes ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda words: " ".join(words) or "top")
+def test_every_command_has_help_that_documents_the_exit_codes(command: list[str]) -> None:
+    code, out, _ = run(*command, "--help")
+
+    assert code == 0
+    assert "exit codes:" in out
+    assert "2    usage error" in out
+    assert "130  interrupted" in out
+
+
+@pytest.mark.parametrize("command", COMMANDS[1:], ids=" ".join)
+def test_every_command_takes_the_stack_resource_options(command: list[str]) -> None:
+    _, out, _ = run(*command, "--help")
+
+    for option in ("--stack NAME", "--queue-url", "--dlq-url", "--secret-id", "--bucket", "--webhook-url"):
+        assert option in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "complaint"),
+    [
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+        (["copy", "not-a-uuid"], "'not-a-uuid' is not a file UUID"),
+        (["copy", UUID.upper()], "is not a file UUID"),
+        (["copy"], "the following arguments are required: UUID"),
+        (["backfill", "--from", "last tuesday"], "is not an ISO date"),
+        (["backfill", "--from", "2024-01-01", "--page-size", "0"], "is not a whole number of at least 1"),
+        (["backfill", "--from", "2024-01-01", "--page-size", "1001"], "at most 1000 files per page"),
+        (["dlq"], "the following arguments are required: ACTION"),
+        (["dlq", "redrive", "--max", "-3"], "is not a whole number of at least 1"),
+        (["doctor", "--test-copy", "123"], "is not a file UUID"),
+    ],
+)
+def test_bad_arguments_are_usage_errors(argv: list[str], complaint: str) -> None:
+    code, out, err = run(*argv)
+
+    assert code == 2
+    assert complaint in err
+    assert out == ""
+
+
+def test_a_missing_setting_is_a_usage_error_that_names_where_to_give_it() -> None:
+    code, out, err = run("backfill", "--from", "2024-01-01")
+
+    assert code == 2
+    assert out == ""
+    assert err == (
+        "error: backfill needs --secret-id (or $UPLOADCARE_SECRET_ID), --queue-url (or $COPY_QUEUE_URL); "
+        "or --stack NAME (or $UPLOADCARE_S3_COPY_STACK) to read them all\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "complaint"),
+    [
+        (["backfill"], "backfill needs --from DATE"),
+        (["backfill", "--from", "2024-02-01", "--to", "2024-01-31"], "--to is before --from"),
+        (["backfill", "--resume", "--dry-run"], "does not resume"),
+        (["backfill", "--from", "2024-01-01", "--pattern", "${nope}"], "unknown placeholder ${nope}"),
+        (["backfill", "--from", "2024-01-01", "--make-public", "maybe"], "make_public 'maybe' is not true or false"),
+        (["backfill", "--from", "2024-01-01", "--api-url", "ftp://x"], "is not an http(s) URL"),
+    ],
+)
+def test_inconsistent_options_are_usage_errors_before_anything_is_done(argv: list[str], complaint: str) -> None:
+    environ = {"UPLOADCARE_SECRET_ID": "keys", "COPY_QUEUE_URL": "http://127.0.0.1:9/q"}
+
+    code, _, err = run(*argv, environ=environ)
+
+    assert code == 2
+    assert complaint in err
+
+
+def test_version() -> None:
+    code, out, _ = run("--version")
+
+    assert code == 0
+    assert out.startswith("uploadcare-s3-copy 0.")
+
+
+# --- resources ------------------------------------------------------------------------------------------------
+
+STACK = StackInfo(
+    name="prod",
+    outputs={
+        "CopyQueueUrl": "https://sqs/stack-queue",
+        "DeadLetterQueueUrl": "https://sqs/stack-dlq",
+        "IdempotencyTableName": "stack-table",
+        "WebhookUrl": "https://api/webhooks/uploadcare",
+    },
+    parameters={
+        "UploadcareSecretId": "stack-secret",
+        "TargetBucketName": "stack-bucket",
+        "UploadcareStorageName": "stack-storage",
+        "TargetPrefix": "uploads/",
+        "CopyPattern": "${uuid}${ext}",
+        "MakePublic": "true",
+        "UploadcareApiUrl": "https://api.uploadcare.com",
+    },
+)
+
+
+def test_a_stack_gives_every_resource_from_its_outputs_and_parameters() -> None:
+    resources = resolve({"stack": "prod"}, {}, {"prod": STACK}.__getitem__)
+
+    assert resources.stack == "prod"
+    assert (resources.queue_url, resources.dlq_url, resources.table) == (
+        "https://sqs/stack-queue",
+        "https://sqs/stack-dlq",
+        "stack-table",
+    )
+    assert (resources.secret_id, resources.bucket, resources.storage) == (
+        "stack-secret",
+        "stack-bucket",
+        "stack-storage",
+    )
+    assert (resources.prefix, resources.pattern, resources.make_public) == ("uploads/", "${uuid}${ext}", True)
+    assert resources.api_url == "https://api.uploadcare.com/"
+    assert resources.webhook_url == "https://api/webhooks/uploadcare"
+
+
+def test_an_option_beats_the_environment_which_beats_the_stack() -> None:
+    environ = {"UPLOADCARE_S3_COPY_STACK": "prod", "TARGET_BUCKET": "env-bucket", "COPY_QUEUE_URL": "https://sqs/env"}
+
+    resources = resolve({"queue_url": "https://sqs/option", "prefix": ""}, environ, {"prod": STACK}.__getitem__)
+
+    assert resources.stack == "prod"  # named by the environment
+    assert resources.queue_url == "https://sqs/option"
+    assert resources.bucket == "env-bucket"
+    assert resources.prefix == ""  # an explicit empty option wins over the stack's "uploads/"
+    assert resources.table == "stack-table"
+
+
+def test_without_a_stack_nothing_is_described_and_defaults_apply() -> None:
+    def no_stack(name: str) -> StackInfo:
+        raise AssertionError(f"described {name}")
+
+    resources = resolve({}, {"UPLOADCARE_SECRET_ID": "keys"}, no_stack)
+
+    assert resources.secret_id == "keys"
+    assert resources.queue_url is None
+    assert (resources.api_url, resources.pattern, resources.prefix, resources.make_public) == (
+        "https://api.uploadcare.com/",
+        "${default}",
+        "",
+        False,
+    )
+    with pytest.raises(UsageError, match=r"dlq list needs --dlq-url \(or \$COPY_DLQ_URL\)"):
+        resources.require("dlq list", "dlq_url", "secret_id")
+
+
+# --- the dead-letter queue ------------------------------------------------------------------------------------
+
+
+def message(n: int, reason: str | None, detail: str = "why", body: dict[str, Any] | None = None) -> dict[str, Any]:
+    attributes = {}
+    if reason is not None:
+        attributes = {
+            "reason": {"DataType": "String", "StringValue": reason},
+            "detail": {"DataType": "String", "StringValue": detail},
+            "uuid": {"DataType": "String", "StringValue": f"uuid-{n}"},
+        }
+    payload = body if body is not None else {"uuid": f"body-uuid-{n}", "original_filename": f"f{n}.jpg"}
+    return {
+        "MessageId": f"m{n}",
+        "ReceiptHandle": f"r{n}",
+        "Body": json.dumps(payload),
+        "MessageAttributes": attributes,
+    }
+
+
+def test_a_dead_letter_reads_the_copiers_attributes_or_falls_back_to_the_body() -> None:
+    attributed = DeadLetter.from_message(message(1, "not_found", "Not found."))
+    moved_by_sqs = DeadLetter.from_message(message(2, None))
+    not_json = DeadLetter.from_message({"MessageId": "m3", "ReceiptHandle": "r3", "Body": "garbage"})
+
+    assert (attributed.reason, attributed.detail, attributed.uuid, attributed.filename) == (
+        "not_found",
+        "Not found.",
+        "uuid-1",
+        "f1.jpg",
+    )
+    assert (moved_by_sqs.reason, moved_by_sqs.uuid) == (NO_REASON, "body-uuid-2")
+    assert (not_json.reason, not_json.uuid, not_json.filename, not_json.body) == (NO_REASON, "?", "", "garbage")
+
+
+def test_dead_letters_group_by_reason_largest_group_first() -> None:
+    letters = [
+        DeadLetter.from_message(m)
+        for m in (message(1, "too_large"), message(2, "not_found"), message(3, None), message(4, "not_found"))
+    ]
+
+    groups = group_by_reason(letters)
+
+    assert [(reason, [letter.message_id for letter in group]) for reason, group in groups] == [
+        ("not_found", ["m2", "m4"]),
+        (NO_REASON, ["m3"]),
+        ("too_large", ["m1"]),
+    ]
+    assert [matches(letter, ["not_found", NO_REASON]) for letter in letters] == [False, True, True, True]
+    assert all(matches(letter, []) for letter in letters)
+
+
+# --- the webhook ----------------------------------------------------------------------------------------------
+
+GOOD_HOOK = {
+    "id": 7,
+    "event": "file.uploaded",
+    "target_url": "https://api/webhooks/uploadcare",
+    "is_active": True,
+    "version": "0.7",
+    "signing_secret": "s3cr3t-value",
+}
+
+
+def test_a_matching_active_signed_v07_webhook_has_no_problems() -> None:
+    hooks = [{**GOOD_HOOK, "event": "file.stored", "id": 1}, GOOD_HOOK]
+
+    found = find_webhook(hooks, "https://api/webhooks/uploadcare")
+
+    assert found is GOOD_HOOK
+    assert webhook_problems(GOOD_HOOK, "s3cr3t-value") == []
+    assert find_webhook(hooks, "https://elsewhere/") is None
+
+
+def test_every_way_a_webhook_cannot_deliver_verifiable_events_is_named() -> None:
+    hook = {**GOOD_HOOK, "is_active": False, "version": "", "signing_secret": "other"}
+
+    problems = webhook_problems(hook, "s3cr3t-value")
+
+    assert problems == [
+        "it is not active",
+        "its version is '', not '0.7'",
+        "its signing secret is not the secret's webhook_signing_secret (deliveries get 401)",
+    ]
+    assert webhook_problems({**GOOD_HOOK, "signing_secret": ""}, "s3cr3t-value") == [
+        "it has no signing secret (deliveries would be rejected with 401)"
+    ]
+
+
+def test_a_webhook_summary_says_signed_without_the_secret() -> None:
+    text = summary(GOOD_HOOK)
+
+    assert text == "webhook #7 https://api/webhooks/uploadcare (file.uploaded, active, signed, version 0.7)"
+    assert "s3cr3t" not in text
+
+
+# --- sending copy requests ------------------------------------------------------------------------------------
+
+
+class FlakySqs:
+    """Fails the entries named in `fail` on the first call (SQS's side unless `sender_fault`)."""
+
+    def __init__(self, fail: set[str], sender_fault: bool = False, times: int = 1) -> None:
+        self.fail, self.sender_fault, self.times = fail, sender_fault, times
+        self.calls: list[list[str]] = []
+
+    def send_message_batch(self, QueueUrl: str, Entries: list[dict[str, str]]) -> dict[str, Any]:
+        self.calls.append([entry["MessageBody"] for entry in Entries])
+        failing = self.fail if len(self.calls) <= self.times else set()
+        return {
+            "Successful": [{"Id": e["Id"]} for e in Entries if e["MessageBody"] not in failing],
+            "Failed": [
+                {"Id": e["Id"], "Code": "InternalError", "Message": "try again", "SenderFault": self.sender_fault}
+                for e in Entries
+                if e["MessageBody"] in failing
+            ],
+        }
+
+
+def test_entries_sqs_failed_on_its_side_are_sent_again() -> None:
+    sqs = FlakySqs({"b"})
+    sleeps: list[float] = []
+
+    failed = CopyQueue(sqs, "q", sleep=sleeps.append).send_batch(["a", "b", "c"])
+
+    assert failed == []
+    assert sqs.calls == [["a", "b", "c"], ["b"]]
+    assert sleeps == [1.0]
+
+
+def test_entries_refused_as_our_fault_or_failing_every_time_are_reported() -> None:
+    refused = CopyQueue(FlakySqs({"b"}, sender_fault=True), "q", sleep=lambda _: None).send_batch(["a", "b"])
+    always = FlakySqs({"a"}, times=99)
+    failing = CopyQueue(always, "q", sleep=lambda _: None).send_batch(["a", "b"])
+
+    assert [(entry.index, entry.problem) for entry in refused] == [(1, "InternalError: try again")]
+    assert [entry.index for entry in failing] == [0]
+    assert len(always.calls) == 3
+    with pytest.raises(CliError, match="SQS refused 1 of the copy requests"):
+        CopyQueue(FlakySqs({"x"}, times=99), "q", sleep=lambda _: None).send_all(["x", "y"])
+    with pytest.raises(ValueError, match="at most 10"):
+        CopyQueue(FlakySqs(set()), "q").send_batch(["m"] * 11)
+
+
+def test_send_all_sends_in_batches_of_ten() -> None:
+    sqs = FlakySqs(set())
+
+    sent = CopyQueue(sqs, "q").send_all([str(n) for n in range(23)])
+
+    assert sent == 23
+    assert [len(call) for call in sqs.calls] == [10, 10, 3]
+
+
+# --- the functions never load the CLI -------------------------------------------------------------------------
+
+
+def test_the_lambda_handlers_do_not_import_the_cli() -> None:
+    check = "import sys, handle_webhook, handle_copy; print([m for m in sys.modules if 'uploadcare_s3_copy.cli' in m])"
+    paths = os.pathsep.join(str(ROOT / part) for part in ("layers/common", "functions/webhook", "functions/copier"))
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": paths, "AWS_DEFAULT_REGION": "us-east-1"}
+
+    done = subprocess.run([sys.executable, "-c", check], env=env, capture_output=True, text=True, check=False)
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
