@@ -338,7 +338,9 @@ def env_vars_for(stack: LocalStack, template: Mapping[str, Any]) -> dict[str, di
     parameters, `LocalAwsEndpointUrl` included). A variable the template leaves out here is left out there too."""
     return {
         function: {
-            name: environment[name] for name in variables_sam_cannot_resolve(template, function) if name in environment
+            name: environment[name]
+            for name in sorted(variables_sam_cannot_resolve(template, function))
+            if name in environment
         }
         for function, environment in stack.environments.items()
     }
