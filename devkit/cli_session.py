@@ -17,7 +17,6 @@ import sys
 import tempfile
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import boto3
 
@@ -73,6 +72,7 @@ class Session:
         self.stack = stack
         self.emulator = emulator
         self.environ = environ
+        self.home = environ["HOME"]  # a temporary one, shown as ~
         self.problems: list[str] = []
 
     def run(self, line: str, expect: int = 0) -> str:
@@ -80,7 +80,7 @@ class Session:
         argv = shlex.split(line)
         buffer = io.StringIO()
         code = cli(argv[1:], environ=self.environ, out=buffer, err=buffer)
-        output = buffer.getvalue()
+        output = buffer.getvalue().replace(self.home, "~")
         print(f"$ {line}")
         print(output, end="" if output.endswith("\n") or not output else "\n")
         if code != expect:
@@ -143,7 +143,7 @@ def script(session: Session) -> None:
 
 
 def main() -> int:
-    with moto_server() as endpoint, tempfile.TemporaryDirectory() as cache:
+    with moto_server() as endpoint, tempfile.TemporaryDirectory() as home:
         os.environ.update(aws_env(endpoint))
         with UploadcareEmulator(aws_endpoint=endpoint) as emulator:
             spec = StackSpec(
@@ -159,7 +159,7 @@ def main() -> int:
             publish_stack(stack, api_url=emulator.url, webhook_url=WEBHOOK_URL)
             os.environ.update(stack.copier_env(emulator.url))
             metrics.namespace = os.environ["POWERTOOLS_METRICS_NAMESPACE"]
-            environ = {**aws_env(endpoint), "XDG_CACHE_HOME": cache, "HOME": str(Path(cache))}
+            environ = {**aws_env(endpoint), "HOME": home}  # the state file goes to ~/.cache/uploadcare-s3-copy/
             session = Session(stack, emulator, environ)
             script(session)
     if session.problems:
