@@ -239,7 +239,9 @@ class Backfill:
     sleep: Callable[[float], None]
     clock: Callable[[], float]
     max_pages: int | None = None
-    _queued_this_run: set[str] = field(default_factory=set)
+    # UUIDs queued from this page and the one before: a file listed twice (uploads at the same moment around a
+    # page boundary) is on adjacent pages, so two pages are enough, whatever the size of the backfill.
+    _recent: tuple[set[str], set[str]] = field(default_factory=lambda: (set(), set()))
 
     def run(self) -> bool:
         """True when the last page was reached, False when `max_pages` stopped it first."""
@@ -270,6 +272,7 @@ class Backfill:
         """Queues the page's files; True when a file uploaded after `upper` was reached (the backfill is over)."""
         bodies: list[str] = []
         beyond = False
+        previous, current = self._recent[1], set[str]()
         for info in page.files:
             moment = uploaded_at(info)
             if upper is not None and moment is not None and moment > upper:
@@ -286,15 +289,16 @@ class Backfill:
                 self.warn(f"skipped a file without a valid uuid and size: {str(uuid)[:80]!r}")
                 self.state.skipped += 1
                 continue
-            if uuid in self._queued_this_run:  # Uploadcare listed it twice (files uploaded at the same moment)
+            if uuid in previous or uuid in current:  # listed twice by Uploadcare
                 self.state.skipped += 1
                 continue
-            self._queued_this_run.add(str(uuid))
+            current.add(str(uuid))
             request = CopyRequest.from_file_info(info, event=BACKFILL_EVENT, origin="backfill")
             bodies.append(request.to_message())
         if self.sender is not None and bodies:
             self.sender.send_all(bodies)
         self.state.queued += len(bodies)
+        self._recent = (previous, current)
         return beyond
 
     def _fetch(self, cursor: str) -> FilesPage:
@@ -362,21 +366,21 @@ def command(ctx: Context, args: argparse.Namespace) -> int:
         max_pages=args.max_pages,
     )
     started, queued_before = ctx.clock(), state.queued
-    where = ""
-    if store is not None:
-        hint = _resume_hint(ctx.resources.stack, args.state_file)
-        where = f"Next page: {{cursor}}\nState: {store.path}\nContinue with: {hint}"
+    hint = _resume_hint(ctx.resources.stack, args.state_file)
+
+    def where() -> str:
+        """Where the saved backfill stands and how to continue it (nothing for a dry run, which saves nothing)."""
+        return f"Next page: {state.cursor}\nState: {store.path}\nContinue with: {hint}" if store is not None else ""
+
     try:
         finished = backfill.run()
     except KeyboardInterrupt:
         progress.finish()
-        ctx.note(f"Interrupted after {_totals(state)}.\n" + where.format(cursor=state.cursor))
+        ctx.note(f"Interrupted after {_totals(state)}.\n" + where())
         return EXIT_INTERRUPTED
     except CopyFailure as failure:
         progress.finish()
-        raise CliError(
-            f"GET /files/ failed ({failure.reason}: {failure.detail})\n" + where.format(cursor=state.cursor)
-        ) from failure
+        raise CliError(f"GET /files/ failed ({failure.reason}: {failure.detail})\n" + where()) from failure
     progress.finish()
     seconds = ctx.clock() - started
     if store is None:
@@ -387,7 +391,7 @@ def command(ctx: Context, args: argparse.Namespace) -> int:
     else:
         this_run = f"{state.queued - queued_before:,} queued by this run"
         ctx.say(f"Stopped after {args.max_pages} pages (--max-pages): {_totals(state)} so far ({this_run}).")
-        ctx.say(where.format(cursor=state.cursor))
+        ctx.say(where())
     return EXIT_OK
 
 
