@@ -257,10 +257,23 @@ class Invoker:
         return Invocation(label, function_answer(stdout, stderr), seconds, log)
 
 
+def _own_session_with_default_sigint() -> None:
+    """sam runs in a session of its own (a terminal's Ctrl-C reaches this driver, which then stops sam), and with the
+    default SIGINT disposition even when this driver was started with SIGINT ignored (a background job of run.sh)."""
+    os.setsid()
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run_sam(command: Sequence[str], env: Mapping[str, str]) -> tuple[int, str, str]:
     """Runs sam to the end; interrupted, sam gets SIGINT first, so it removes its container as on Ctrl-C."""
     process = subprocess.Popen(
-        list(command), cwd=ROOT, env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        list(command),
+        cwd=ROOT,
+        env=dict(env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_own_session_with_default_sigint,  # noqa: PLW1509 - setsid and a signal disposition only
     )
     try:
         stdout, stderr = process.communicate(timeout=INVOKE_TIMEOUT_SECONDS)

@@ -69,6 +69,7 @@ finish() {
   if [ -n "$driver_pid" ] && alive "$driver_pid"; then
     kill -TERM "$driver_pid" 2>/dev/null
     wait "$driver_pid" 2>/dev/null
+    phase_done "check interrupted: sam, moto and the emulator stopped"
   fi
   if [ -n "$dockerd_pid" ]; then
     stop_private_engine
