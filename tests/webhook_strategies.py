@@ -156,6 +156,7 @@ def deliveries(draw: st.DrawFn, max_body_bytes: int, *, valid_only: bool = False
         duplicate = "decoy first"
     decoy_ok = draw(st.booleans())
     decoy, decoy_raw = draw(file_objects(broken=not decoy_ok))
+    decoy_raw = {} if valid_only else decoy_raw  # a decoy may be unusable, but a valid body must stay JSON
     data_entries = [_data_text(data, raw, style)]
     effective, effective_ok = data, data_ok
     if duplicate == "decoy first":

@@ -56,6 +56,8 @@ def answer(app: WebhookApp, event: dict[str, Any]) -> int:
 @example(  # found by HYPOTHESIS_PROFILE=explore: b64decode refuses non-ASCII text with ValueError, not binascii.Error
     {"body": "\x80", "isBase64Encoded": True, "headers": {}, "requestContext": {"http": {"method": "POST"}}}
 )
+@example(event_for(sample_payload(), secret=None))  # a perfectly valid upload, unsigned
+@example(event_for(sample_payload(), secret="not-the-signing-secret"))  # signed, with another secret
 def test_a_request_without_the_secret_is_never_a_5xx_and_never_queued(event: dict[str, Any]) -> None:
     queue = RecordingQueue()
     app = unit_app(queue=queue)
