@@ -15,7 +15,7 @@ import pytest
 from tests.conftest import ROOT
 from uploadcare_s3_copy.cli.app import main
 from uploadcare_s3_copy.cli.base import CliError, UsageError
-from uploadcare_s3_copy.cli.dlq import NO_REASON, DeadLetter, group_by_reason, matches
+from uploadcare_s3_copy.cli.dlq import NO_REASON, DeadLetter, DeadLetterQueue, group_by_reason, matches
 from uploadcare_s3_copy.cli.queueing import CopyQueue
 from uploadcare_s3_copy.cli.resources import StackInfo, resolve
 from uploadcare_s3_copy.cli.webhooks import find_webhook, summary, webhook_problems
@@ -233,6 +233,31 @@ def test_dead_letters_group_by_reason_largest_group_first() -> None:
     ]
     assert [matches(letter, ["not_found", NO_REASON]) for letter in letters] == [False, True, True, True]
     assert all(matches(letter, []) for letter in letters)
+
+
+class ReappearingSqs:
+    """A DLQ that counts two messages but only ever hands out the same one (its visibility keeps running out)."""
+
+    def __init__(self) -> None:
+        self.waits: list[int] = []
+
+    def get_queue_attributes(self, QueueUrl: str, AttributeNames: list[str]) -> dict[str, Any]:
+        return {"Attributes": {"ApproximateNumberOfMessages": "2", "ApproximateNumberOfMessagesNotVisible": "0"}}
+
+    def receive_message(self, **kwargs: Any) -> dict[str, Any]:
+        self.waits.append(kwargs["WaitTimeSeconds"])
+        if len(self.waits) > 5:
+            raise AssertionError("still receiving")
+        return {"Messages": [message(1, "not_found")]}
+
+
+def test_reading_the_dlq_ends_when_only_messages_seen_before_come_back() -> None:
+    sqs = ReappearingSqs()
+
+    batches = list(DeadLetterQueue(sqs, "dlq").receive(visibility=30))
+
+    assert [[letter.message_id for letter in batch] for batch in batches] == [["m1"]]
+    assert sqs.waits == [0, 0, 1]  # then one long poll decides
 
 
 # --- the webhook ----------------------------------------------------------------------------------------------

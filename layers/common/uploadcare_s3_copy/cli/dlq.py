@@ -17,7 +17,7 @@ from typing import Any
 
 from uploadcare_s3_copy.cli.base import EXIT_OK, EXIT_PROBLEMS
 from uploadcare_s3_copy.cli.context import Context
-from uploadcare_s3_copy.cli.queueing import MAX_BATCH
+from uploadcare_s3_copy.cli.queueing import MAX_BATCH, queue_depths
 
 NO_REASON = "none"  # the group of messages SQS moved after maxReceiveCount (no `reason` attribute)
 PEEK_VISIBILITY_SECONDS = 30  # hidden while the listing is read, then made visible again at once
@@ -78,15 +78,10 @@ class DeadLetterQueue:
         self._sqs = sqs
         self.url = url
 
-    def depth(self) -> int:
-        names = ["ApproximateNumberOfMessages"]
-        attributes = self._sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=names)["Attributes"]
-        return int(attributes.get("ApproximateNumberOfMessages", 0))
-
     def receive(self, visibility: int, limit: int | None = None) -> Iterator[list[DeadLetter]]:
         """Batches of messages not seen before in this run, each hidden for `visibility` seconds, until as many
         as the queue counted at the start were seen, `limit` is reached, or the queue answers empty."""
-        expected = self.depth()
+        expected, _ = queue_depths(self._sqs, self.url)
         seen: set[str] = set()
         long_polled = False
         while len(seen) < expected and (limit is None or len(seen) < limit):
@@ -98,15 +93,14 @@ class DeadLetterQueue:
                 WaitTimeSeconds=RECEIVE_WAIT_SECONDS if long_polled else 0,
             )
             letters = [DeadLetter.from_message(m) for m in answer.get("Messages", [])]
-            if not letters:
+            fresh = [letter for letter in letters if letter.message_id not in seen]
+            if not fresh:  # empty, or only messages seen before whose visibility ran out
                 if long_polled:
                     return
                 long_polled = True  # a short poll asks only some SQS servers: one long poll decides
                 continue
-            fresh = [letter for letter in letters if letter.message_id not in seen]
-            seen.update(letter.message_id for letter in letters)
-            if fresh:
-                yield fresh
+            seen.update(letter.message_id for letter in fresh)
+            yield fresh
 
     def release(self, letters: Sequence[DeadLetter]) -> None:
         """Visible again now, for the copier's next look or another listing."""

@@ -17,6 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from uploadcare_s3_copy.cli import copying, webhooks
 from uploadcare_s3_copy.cli.base import EXIT_OK, EXIT_PROBLEMS, MARK_FAIL, MARK_OK, MARK_SKIPPED, CliError
 from uploadcare_s3_copy.cli.context import Context
+from uploadcare_s3_copy.cli.queueing import queue_depths
 from uploadcare_s3_copy.cli.resources import SETTINGS_BY_NAME
 from uploadcare_s3_copy.copier import Deadline
 from uploadcare_s3_copy.copy_request import CopyRequest
@@ -160,17 +161,12 @@ class Doctor:
             return Check(name, False, f"{self.r.bucket}: {_aws_problem(error)}", _read_fix())
         return Check(name, True, f"{self.r.bucket} is reachable")
 
-    def _queue_depths(self, url: str) -> tuple[int, int]:
-        names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
-        attributes = self.ctx.aws("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
-        return int(attributes.get(names[0], 0)), int(attributes.get(names[1], 0))
-
     def copy_queue(self) -> Check:
         name = "copy queue"
         if not self.r.queue_url:
             return _not_configured(name, "queue_url")
         try:
-            waiting, in_flight = self._queue_depths(self.r.queue_url)
+            waiting, in_flight = queue_depths(self.ctx.aws("sqs"), self.r.queue_url)
         except (ClientError, BotoCoreError) as error:
             return Check(name, False, f"{self.r.queue_url}: {_aws_problem(error)}", _queue_fix())
         return Check(name, True, f"exists: {waiting} waiting, {in_flight} being copied")
@@ -180,7 +176,7 @@ class Doctor:
         if not self.r.dlq_url:
             return _not_configured(name, "dlq_url")
         try:
-            waiting, in_flight = self._queue_depths(self.r.dlq_url)
+            waiting, in_flight = queue_depths(self.ctx.aws("sqs"), self.r.dlq_url)
         except (ClientError, BotoCoreError) as error:
             return Check(name, False, f"{self.r.dlq_url}: {_aws_problem(error)}", _queue_fix())
         if waiting + in_flight:

@@ -57,3 +57,10 @@ class CopyQueue:
                 problems = "; ".join(sorted({entry.problem for entry in failed}))
                 raise CliError(f"SQS refused {len(failed)} of the copy requests ({problems})")
         return len(bodies)
+
+
+def queue_depths(sqs: Any, queue_url: str) -> tuple[int, int]:
+    """(messages waiting, messages in flight), as SQS approximates them."""
+    names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=names)["Attributes"]
+    return int(attributes.get(names[0], 0)), int(attributes.get(names[1], 0))
