@@ -295,6 +295,7 @@ def test_every_way_a_webhook_cannot_deliver_verifiable_events_is_named() -> None
     assert webhook_problems({**GOOD_HOOK, "signing_secret": ""}, "s3cr3t-value") == [
         "it has no signing secret (deliveries would be rejected with 401)"
     ]
+    assert webhook_problems({**GOOD_HOOK, "signing_secret": "sécret"}, "sécret") == []  # any text compares
 
 
 def test_a_webhook_summary_says_signed_without_the_secret() -> None:

@@ -41,7 +41,7 @@ def webhook_problems(hook: Mapping[str, Any], stored_signing_secret: str) -> lis
     if signing_secret is not None:  # GET /webhooks/ shows it; an answer without the field cannot be compared
         if not signing_secret:
             problems.append("it has no signing secret (deliveries would be rejected with 401)")
-        elif not secrets.compare_digest(str(signing_secret), stored_signing_secret):
+        elif not secrets.compare_digest(str(signing_secret).encode(), stored_signing_secret.encode()):
             problems.append(f"its signing secret is not the secret's {SIGNING_SECRET_FIELD} (deliveries get 401)")
     return problems
 
