@@ -11,6 +11,7 @@
 #     address), with a local stand-in for AWS's runtime image built once by build-image.sh and kept by a stamp;
 #     stopped, and its bridge removed, when this script ends, however it ends;
 #   * else it says why it cannot run and fails, or skips with SAM_LOCAL_OPTIONAL=1.
+# shellcheck disable=SC2317  # stop_private_engine and finish run from the traps
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
