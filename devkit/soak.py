@@ -56,6 +56,12 @@ FUNCTION_TIMEOUT_SECONDS = 6.5
 # How long a "slow" remote copy takes before it copies anyway: far longer than the read timeout above, so the retry
 # has long finished (and copied) when the late copy finds the object there and answers 200.
 SLOW_SECONDS = 30.0
+FAULT_LABELS = {
+    "throttled": "429 Too Many Requests (Retry-After 0 or 1 s)",
+    "server_error": "5xx (500, 502, 503, 504)",
+    "not_ready": "400 File is not ready yet.",
+    "slow": "slower than the read timeout (the copier gives up)",
+}
 NOT_DEAD_LETTERED = frozenset({"verified", "wrong_size", "queued", "lost"})  # LocalFlow outcome states
 FILENAMES = (
     "photo.jpg",
@@ -104,7 +110,7 @@ class SoakResult:
     leftover: int = 0
     poll: PollStats = field(default_factory=PollStats)
     uploadcare_answers: Counter[int] = field(default_factory=Counter)
-    faults_left: int = 0  # scripted faults never consumed (files whose copy ended before reaching them)
+    faults_left: Counter[str] = field(default_factory=Counter)  # scripted faults never reached, by kind
     seconds: float = 0.0
     problems: list[str] = field(default_factory=list)
 
@@ -247,7 +253,7 @@ def _collect(flow: LocalFlow, result: SoakResult) -> None:
         soaked.end = outcome.reason if outcome.state == "dead_lettered" else outcome.state
         soaked.copies = flow.emulator.copies(soaked.file.uuid)
         soaked.calls = flow.emulator.copy_calls(soaked.file.uuid)
-        result.faults_left += len(flow.emulator.pending_faults(soaked.file.uuid))
+        result.faults_left.update(fault.kind for fault in flow.emulator.pending_faults(soaked.file.uuid))
     result.uploadcare_answers = Counter(
         record.status for record in flow.emulator.requests if record.uri == "/files/remote_copy/"
     )
@@ -307,9 +313,11 @@ def report(result: SoakResult, out: TextIO) -> None:
         ("secrets rotated mid-run (REST secret key, then signing secret)", "yes" if config.rotate else "no"),
         ("files with scripted faults", str(sum(bool(f.faults) for f in result.files))),
     ]
-    rows += [(f"  {kind}", str(n)) for kind, n in sorted(result.faults_injected().items())]
     rows += [
-        ("  never reached (file done first)", str(result.faults_left)),
+        (f"  {FAULT_LABELS[kind]}", f"{n} scripted, {n - result.faults_left[kind]} hit")
+        for kind, n in sorted(result.faults_injected().items())
+    ]
+    rows += [
         ("remote_copy answers", ", ".join(f"{s}: {n}" for s, n in sorted(result.uploadcare_answers.items()))),
         ("copier invocations (batches)", str(result.poll.batches)),
         (
