@@ -115,17 +115,20 @@ class Container:
         durations: list[float] = []
         answers: Counter[str] = Counter()
         failures = 0
+        cpu = 0.0
         started = time.monotonic()
         for event in phase["events"]:
-            began = time.perf_counter()
+            began, began_cpu = time.perf_counter(), time.process_time()
             response = self.handler(event, self.context())
             durations.append(time.perf_counter() - began)
+            cpu += time.process_time() - began_cpu
             ok, answer = _answer_ok(response)
             answers[answer] += 1
             failures += 0 if ok else 1
         ended = time.monotonic()
         return {
             "durations": durations,
+            "cpu_seconds": cpu,  # the handler's own CPU time, all its threads
             "answers": dict(answers),
             "failures": failures,
             "went": went,
@@ -145,6 +148,7 @@ class Container:
         went = self._gate(bool(poll.get("gate")))
         batches: list[dict[str, float]] = []
         deleted = given_back = empty = 0
+        cpu = 0.0
         started = ended = time.monotonic()
         while empty < 2:
             messages = sqs.receive_message(
@@ -160,9 +164,10 @@ class Container:
                 continue
             empty = 0
             event = {"Records": [to_lambda_record(message, arn) for message in messages]}
-            began = time.perf_counter()
+            began, began_cpu = time.perf_counter(), time.process_time()
             response = self.handler(event, self.context())
             took = time.perf_counter() - began
+            cpu += time.process_time() - began_cpu  # only the invocation: the poller's own work is not the function's
             failed = {item["itemIdentifier"] for item in (response or {}).get("batchItemFailures", [])}
             done = [m for m in messages if m["MessageId"] not in failed]
             if done:
@@ -181,6 +186,7 @@ class Container:
             ended = time.monotonic()
         return {
             "batches": batches,
+            "cpu_seconds": cpu,
             "deleted": deleted,
             "given_back": given_back,
             "went": went,

@@ -245,6 +245,23 @@ def run_together(jobs: Sequence[tuple[Function, Mapping[str, Any]]]) -> tuple[fl
 # --- the machine ---------------------------------------------------------------------------------------------------
 
 
+def child_cpu_seconds(command_part: str) -> float:
+    """CPU time (user + system) so far of this process's children whose command line has `command_part`.
+
+    Reads /proc (Linux); 0.0 elsewhere. Used to see how busy the moto server (every AWS call) was during a run.
+    """
+    me, total, tick = os.getpid(), 0.0, os.sysconf("SC_CLK_TCK")
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text(encoding="ascii").rsplit(")", 1)[1].split()
+            cmdline = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        if int(fields[1]) == me and command_part in cmdline:
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime (stat fields 14 and 15)
+    return total
+
+
 def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():

@@ -37,6 +37,7 @@ from typing import Any
 from bench import webhook_cold_warm
 from bench.harness import (
     Function,
+    child_cpu_seconds,
     enqueue,
     functions,
     machine,
@@ -112,13 +113,18 @@ def cold_starts(flow: LocalFlow, fns: Mapping[str, Function], runs: int) -> dict
 # --- 2. warm webhook -------------------------------------------------------------------------------------------
 
 
-def webhook_warm(fns: Mapping[str, Function], runs: int, warm: int) -> dict[str, list[float]]:
+def webhook_warm(fns: Mapping[str, Function], runs: int, warm: int) -> dict[str, Any]:
     """bench/webhook_cold_warm.py's own child processes: per process, the median of `warm` requests."""
     stub_env = {"UPLOADCARE_SECRET_ID": "bench-secret", "COPY_QUEUE_URL": "https://sqs.invalid/1/bench"}
     stub_env["LOG_LEVEL"] = "INFO"
     stub = [webhook_cold_warm.run_child("stub", warm, stub_env)["warm"] for _ in range(runs)]
     moto = [webhook_cold_warm.run_child("moto", warm, dict(fns["webhook"].env))["warm"] for _ in range(runs)]
-    return {"own_time": [float(x) for x in stub], "full_moto": [float(x) for x in moto]}
+    by_package = webhook_cold_warm.import_cost_by_package(stub_env, top=6)
+    return {
+        "own_time": [float(x) for x in stub],
+        "full_moto": [float(x) for x in moto],
+        "import_by_package_ms": [[name, spent] for name, spent in by_package],
+    }
 
 
 # --- 4. calls per file -----------------------------------------------------------------------------------------
@@ -284,7 +290,9 @@ def ours_row(flow: LocalFlow, fns: Mapping[str, Function], setup: Setup, count: 
         )
         for warm in warm_files
     ]
+    moto_cpu = child_cpu_seconds("moto.server")
     went, results = run_together(jobs)
+    moto_cpu = child_cpu_seconds("moto.server") - moto_cpu
     seconds = max(float(r["poll"]["ended"]) for r in results) - went
     copied = sum(flow.emulator.copies(f.uuid) for f in files)
     _check(copied == count, f"{setup.label}: {copied} of {count} files copied")
@@ -304,6 +312,8 @@ def ours_row(flow: LocalFlow, fns: Mapping[str, Function], setup: Setup, count: 
         "files_per_second": count / seconds,
         "batch_seconds": Summary.of(batches).to_json() if batches else None,
         "batches": sum(len(r["poll"]["batches"]) for r in results),
+        "cpu_ms_per_file": 1000 * sum(float(r["poll"]["cpu_seconds"]) for r in results) / count,
+        "moto_cpu_ms_per_file": 1000 * moto_cpu / count,
         "given_back": sum(int(r["poll"]["given_back"]) for r in results),
         "maxrss_kib": max(float(r["maxrss_kib"]) for r in results),
         "webhook_feed": feed,
@@ -329,7 +339,9 @@ def baseline_row(flow: LocalFlow, fns: Mapping[str, Function], setup: Setup, cou
         )
         for n, warm in enumerate(warm_files)
     ]
+    moto_cpu = child_cpu_seconds("moto.server")
     went, results = run_together(jobs)
+    moto_cpu = child_cpu_seconds("moto.server") - moto_cpu
     seconds = max(float(r["phases"]["requests"]["ended"]) for r in results) - went
     failures = sum(_failures(r) for r in results)
     _check(failures == 0, f"baseline {setup.label}: {failures} requests failed")
@@ -348,6 +360,8 @@ def baseline_row(flow: LocalFlow, fns: Mapping[str, Function], setup: Setup, cou
         "seconds": seconds,
         "files_per_second": count / seconds,
         "request_seconds": Summary.of(requests).to_json(),
+        "cpu_ms_per_file": 1000 * sum(float(r["phases"]["requests"]["cpu_seconds"]) for r in results) / count,
+        "moto_cpu_ms_per_file": 1000 * moto_cpu / count,
         "maxrss_kib": max(float(r["maxrss_kib"]) for r in results),
     }
 
@@ -460,6 +474,8 @@ def report(results: Mapping[str, Any]) -> str:
     out.append(
         f"\nWebhook cold start, this project / baseline: {ours * 1000:.0f} / {base * 1000:.0f} ms = {ours / base:.2f}"
     )
+    packages = ", ".join(f"{name} {spent:.0f}" for name, spent in results["webhook_warm"]["import_by_package_ms"])
+    out.append(f"Webhook import by package (self ms, one `python -X importtime` run): {packages}")
 
     warm = results["webhook_warm"]
     out.append(f"\n### Warm webhook request, ms (per process the median of {results['config']['warm']} requests)\n")
@@ -491,14 +507,26 @@ def report(results: Mapping[str, Any]) -> str:
                 f"{row['seconds']:.1f}",
                 f"{row['files_per_second']:.1f}",
                 f"{row['in_flight'] / delay:.1f}",
+                f"{row['cpu_ms_per_file']:.1f}",
+                f"{row['moto_cpu_ms_per_file']:.1f}",
                 batch,
             ]
         )
     out.append(
         markdown_table(
-            ["system", "concurrency", "files", "wall s", "files/s", "ideal files/s", "batch of 10, s"],
+            [
+                "system",
+                "concurrency",
+                "files",
+                "wall s",
+                "files/s",
+                "ideal files/s",
+                "function CPU ms/file",
+                "moto CPU ms/file",
+                "batch of 10, s",
+            ],
             rows,
-            "llrrrrr",
+            "llrrrrrrr",
         )
     )
     ten = next(
