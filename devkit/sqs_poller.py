@@ -69,8 +69,14 @@ def poll_once(
     batch_size: int = 10,
     function_timeout: float = 300.0,
     stats: PollStats | None = None,
+    give_back_visibility: int | None = 0,
 ) -> int:
-    """One receive + invoke + delete round; returns how many messages were received (0 when the queue is empty)."""
+    """One receive + invoke + delete round; returns how many messages were received (0 when the queue is empty).
+
+    Failed records are made visible again after `give_back_visibility` seconds (0: at once, for quick local runs);
+    None leaves them as the handler left them, as Lambda does (the queue's visibility timeout, or what the
+    copier set with ChangeMessageVisibility).
+    """
     stats = stats if stats is not None else PollStats()
     answer = sqs.receive_message(
         QueueUrl=queue_url,
@@ -97,9 +103,10 @@ def poll_once(
         failed = {item["itemIdentifier"] for item in failures}
     for message in messages:
         if message["MessageId"] in failed:
-            sqs.change_message_visibility(
-                QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
-            )
+            if give_back_visibility is not None:
+                sqs.change_message_visibility(
+                    QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=give_back_visibility
+                )
             stats.given_back += 1
         else:
             sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])

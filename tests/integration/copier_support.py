@@ -55,10 +55,24 @@ class CopierHarness:
     def drain(self, batch_size: int = 10) -> PollStats:
         return drain(boto3.client("sqs"), self.stack.queue_url, handle_copy.lambda_handler, batch_size=batch_size)
 
-    def poll_once(self) -> PollStats:
+    def poll_once(self, *, function_timeout: float = 300.0, as_lambda: bool = False) -> PollStats:
+        """One poll. `as_lambda`: failed records keep the visibility the copier gave them, as on AWS."""
         stats = PollStats()
-        poll_once(boto3.client("sqs"), self.stack.queue_url, handle_copy.lambda_handler, stats=stats)
+        poll_once(
+            boto3.client("sqs"),
+            self.stack.queue_url,
+            handle_copy.lambda_handler,
+            stats=stats,
+            function_timeout=function_timeout,
+            give_back_visibility=None if as_lambda else 0,
+        )
         return stats
+
+    def visible_messages(self) -> int:
+        answer = boto3.client("sqs").receive_message(
+            QueueUrl=self.stack.queue_url, MaxNumberOfMessages=10, VisibilityTimeout=0, WaitTimeSeconds=0
+        )
+        return len(answer.get("Messages", []))
 
     def dead_letters(self) -> list[dict[str, Any]]:
         return read_queue(self.stack.dlq_url)

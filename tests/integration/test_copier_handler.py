@@ -5,6 +5,7 @@ the bucket or in the DLQ with a reason, and the counts must add up."""
 from __future__ import annotations
 
 import json
+import time
 
 import boto3
 import pytest
@@ -281,3 +282,23 @@ def test_metrics_count_outcomes_and_failures_by_reason(
     assert batch["VerificationFailed"] == [1.0]
     assert batch["BytesCopied"] == [10.0]
     assert [b["CopyFailed"] for b in by_reason] == [[1.0]]
+
+
+def test_a_throttled_record_that_cannot_wait_returns_after_retry_after_not_the_visibility_timeout(
+    copier: CopierHarness,
+) -> None:
+    # Given a copy Uploadcare throttles for 1 s, in an invocation with too little time left to wait in-process
+    file = copier.add_file(size=10)
+    copier.emulator.script(file.uuid, Fault.throttled(retry_after=1))
+    copier.send(file)
+
+    # When the copier gives it back (as on AWS: the poller leaves the visibility the copier set)
+    stats = copier.poll_once(function_timeout=5.5, as_lambda=True)
+
+    # Then it is hidden now, but back after Retry-After, not after the queue's 35-minute visibility timeout
+    assert stats.given_back == 1
+    assert copier.visible_messages() == 0
+    time.sleep(1.5)
+    assert copier.visible_messages() == 1
+    copier.drain()
+    assert copier.object_size(copier.key_of(file)) == 10

@@ -149,6 +149,7 @@ def test_copier_consumes_the_copy_queue_and_sends_to_the_dead_letter_queue_only(
         "sqs:ReceiveMessage": {"CopyQueue.Arn"},
         "sqs:DeleteMessage": {"CopyQueue.Arn"},
         "sqs:GetQueueAttributes": {"CopyQueue.Arn"},
+        "sqs:ChangeMessageVisibility": {"CopyQueue.Arn"},
         "sqs:SendMessage": {"DeadLetterQueue.Arn"},
     }
 

@@ -12,7 +12,7 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
 from uploadcare_s3_copy.config import load_copier_settings
-from uploadcare_s3_copy.copier import MAX_COPY_BYTES, CopyService, Deadline, Verified
+from uploadcare_s3_copy.copier import MAX_COPY_BYTES, CopyService, Deadline, Verified, retry_delay
 from uploadcare_s3_copy.copy_request import CopyRequest
 from uploadcare_s3_copy.reasons import CopyFailure, PermanentFailure, Reason, TransientFailure
 from uploadcare_s3_copy.s3location import S3Location
@@ -317,3 +317,23 @@ def test_s3_unreachable_is_transient() -> None:
 
     assert isinstance(outcome, TransientFailure)
     assert outcome.reason is Reason.AWS_UNAVAILABLE
+
+
+@pytest.mark.parametrize(
+    ("reason", "retry_after", "receive_count", "seconds"),
+    [
+        (Reason.THROTTLED, 10.0, 1, 10),
+        (Reason.THROTTLED, 0.2, 3, 1),  # at least a second
+        (Reason.THROTTLED, 7200.0, 1, 900),  # at most 15 minutes
+        (Reason.IN_PROGRESS, None, 4, 30),
+        (Reason.SERVER_ERROR, None, 1, 15),
+        (Reason.SERVER_ERROR, None, 2, 30),
+        (Reason.NOT_READY, None, 4, 120),
+        (Reason.TIMEOUT, None, 9, 900),
+        (Reason.TIMEOUT, None, 10_000, 900),
+    ],
+)
+def test_given_back_records_return_after_retry_after_or_a_backoff(
+    reason: Reason, retry_after: float | None, receive_count: int, seconds: int
+) -> None:
+    assert retry_delay(reason, retry_after, receive_count) == seconds

@@ -52,6 +52,9 @@ class CopierSettings:
     copy_target: str
     target_bucket: str
     api_url: str = DEFAULT_API_URL
+    copy_queue_url: str = (
+        ""  # optional: lets the copier bring given-back records back sooner than the visibility timeout
+    )
     target_prefix: str = ""
     copy_pattern: str = DEFAULT_PATTERN
     make_public: bool = False
@@ -141,6 +144,7 @@ def load_copier_settings(environ: Mapping[str, str]) -> CopierSettings:
         copy_target=read.required("COPY_TARGET"),
         target_bucket=bucket,
         api_url=read.parsed("UPLOADCARE_API_URL", DEFAULT_API_URL, _parse_url, "an http(s) URL"),
+        copy_queue_url=read.optional("COPY_QUEUE_URL", ""),
         target_prefix=read.optional("TARGET_PREFIX", ""),
         copy_pattern=pattern,
         make_public=read.parsed("MAKE_PUBLIC", False, parse_bool, "true or false"),

@@ -14,6 +14,7 @@ Records of a batch run concurrently on a bounded thread pool: each spends its ti
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -66,6 +67,11 @@ COPIER_SECRET_FIELDS = ("public_key", "secret_key")
 NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
 DENIED_CODES = frozenset({"403", "AccessDenied", "Forbidden"})
 DLQ_DETAIL_LIMIT = 1000
+# A record given back is made visible again after a back-off instead of the queue's visibility timeout (6 x the
+# function timeout: half an hour or more), so a passing 5xx costs seconds, not half an hour.
+RETRY_BASE_SECONDS = 15
+RETRY_MAX_SECONDS = 900
+IN_PROGRESS_RETRY_SECONDS = 30  # the other invocation is probably about to finish
 
 
 @dataclass(frozen=True)
@@ -90,10 +96,41 @@ class RecordOutcome:
     seconds: float
     reason: Reason | None = None
     size: int = 0
+    retry_after: float | None = None  # what Uploadcare asked for (429 Retry-After), when giving back
 
     @property
     def give_back(self) -> bool:
         return self.outcome == "retry"
+
+
+def retry_delay(reason: Reason | None, retry_after: float | None, receive_count: int) -> int:
+    """Seconds until a given-back record is delivered again: Uploadcare's Retry-After when it named one, else an
+    exponential back-off on the receive count (15 s, 30 s, 60 s, ... at most 15 min)."""
+    if retry_after is not None:
+        return max(1, min(RETRY_MAX_SECONDS, math.ceil(retry_after)))
+    if reason is Reason.IN_PROGRESS:
+        return IN_PROGRESS_RETRY_SECONDS
+    doublings: int = min(max(0, receive_count - 1), 10)
+    return int(min(RETRY_MAX_SECONDS, RETRY_BASE_SECONDS * 2**doublings))
+
+
+class Redelivery:
+    """Shortens the wait of given-back records (ChangeMessageVisibility on the copy queue). Best effort: when it
+    fails, or no queue URL is configured, SQS redelivers after the queue's visibility timeout as usual."""
+
+    def __init__(self, sqs: Any, queue_url: str) -> None:
+        self._sqs = sqs
+        self._queue_url = queue_url
+
+    def delay(self, receipt_handle: str, seconds: int) -> None:
+        if not self._queue_url:
+            return
+        try:
+            self._sqs.change_message_visibility(
+                QueueUrl=self._queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=seconds
+            )
+        except (ClientError, BotoCoreError) as error:
+            logger.warning("Could not shorten a retry's wait", extra={"error": type(error).__name__})
 
 
 class RetryLater(Exception):
@@ -287,10 +324,12 @@ class Copier:
         dead_letters: DeadLetters,
         key_store: KeyStore,
         persistence: DynamoDBPersistenceLayer,
+        redelivery: Redelivery | None = None,
     ) -> None:
         self.settings = settings
         self._service = service
         self._dead_letters = dead_letters
+        self._redelivery = redelivery
         self._key_store = key_store
         self._idempotency = IdempotencyConfig(
             expires_after_seconds=settings.idempotency_ttl_seconds, raise_on_no_idempotency_key=True
@@ -317,15 +356,21 @@ class Copier:
             logger.exception("The Uploadcare secret is unusable; every record is given back")
             raise
         outcomes: list[RecordOutcome] = []
+        given_back: list[tuple[str, int]] = []
 
         def record_handler(record: SQSRecord) -> str:
             outcome = self.process_record(record, keys, deadline)
             outcomes.append(outcome)
             if outcome.give_back:
+                count = int(record.attributes.approximate_receive_count or 1)
+                given_back.append((record.receipt_handle, retry_delay(outcome.reason, outcome.retry_after, count)))
                 raise RetryLater(f"{outcome.reason}: given back to the queue")
             return outcome.outcome
 
         response = process_partial_response(event, record_handler, ConcurrentBatchProcessor(self._pool), context)
+        if self._redelivery is not None:
+            for receipt_handle, seconds in given_back:
+                self._redelivery.delay(receipt_handle, seconds)
         self._add_metrics(outcomes)
         return dict(response)
 
@@ -353,7 +398,13 @@ class Copier:
                 "Copy failed for now; given back to the queue",
                 extra={"reason": str(failure.reason), "detail": failure.detail, "status": failure.status},
             )
-            return RecordOutcome("retry", request.uuid, time.monotonic() - started, reason=failure.reason)
+            return RecordOutcome(
+                "retry",
+                request.uuid,
+                time.monotonic() - started,
+                reason=failure.reason,
+                retry_after=failure.retry_after,
+            )
         except IdempotencyAlreadyInProgressError:
             logger.info("The same copy is in progress elsewhere; given back to the queue")
             return RecordOutcome("retry", request.uuid, time.monotonic() - started, reason=Reason.IN_PROGRESS)
@@ -434,4 +485,5 @@ def build_copier(environ: Mapping[str, str]) -> Copier:
         persistence=DynamoDBPersistenceLayer(
             table_name=settings.idempotency_table, key_attr="id", expiry_attr="expiration", boto3_client=dynamodb
         ),
+        redelivery=Redelivery(sqs, settings.copy_queue_url),
     )
