@@ -475,7 +475,7 @@ def report(results: Mapping[str, Any]) -> str:
         f"\nWebhook cold start, this project / baseline: {ours * 1000:.0f} / {base * 1000:.0f} ms = {ours / base:.2f}"
     )
     packages = ", ".join(f"{name} {spent:.0f}" for name, spent in results["webhook_warm"]["import_by_package_ms"])
-    out.append(f"Webhook import by package (self ms, one `python -X importtime` run): {packages}")
+    out.append(f"\nWebhook import by package (self ms, one `python -X importtime` run): {packages}")
 
     warm = results["webhook_warm"]
     out.append(f"\n### Warm webhook request, ms (per process the median of {results['config']['warm']} requests)\n")
