@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import email.utils
-import itertools
 import json
 import os
 import re
@@ -23,7 +22,8 @@ import urllib3
 from devkit.emulator import MAX_CONTENT_BYTES, Fault, Storage, UploadcareEmulator, file_content
 from tests.conftest import ROOT
 from tests.integration.conftest import EMULATOR_PREFIX, EMULATOR_PUBLIC_KEY, EMULATOR_SECRET_KEY, EMULATOR_STORAGE
-from uploadcare_s3_copy.uploadcare import ACCEPT, Credentials, FilesPage, UploadcareClient, signature
+from tests.integration.emulator_support import at_most, bucket_of
+from uploadcare_s3_copy.uploadcare import ACCEPT, Credentials, UploadcareClient, signature
 
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 ALL_USERS = "http://acs.amazonaws.com/groups/global/AllUsers"
@@ -72,17 +72,6 @@ def send(
 
 def copy_request(pool: urllib3.PoolManager, emulator: UploadcareEmulator, uuid_: str) -> urllib3.BaseHTTPResponse:
     return send(pool, emulator, "POST", "/files/remote_copy/", {"source": uuid_, "target": EMULATOR_STORAGE})
-
-
-def at_most(pages: Iterator[FilesPage], limit: int = 20) -> Iterator[FilesPage]:
-    """Pages of a listing, failing instead of looping forever when `next` never ends."""
-    taken = list(itertools.islice(pages, limit + 1))
-    assert len(taken) <= limit, "the listing's `next` links do not end"
-    return iter(taken)
-
-
-def bucket_of(emulator: UploadcareEmulator) -> str:
-    return emulator.storages[EMULATOR_STORAGE].bucket
 
 
 # --- strictness --------------------------------------------------------------------------------------------------

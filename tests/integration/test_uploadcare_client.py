@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,13 +20,13 @@ from tests.integration.conftest import (
     EMULATOR_SECRET_KEY,
     EMULATOR_STORAGE,
 )
+from tests.integration.emulator_support import at_most, bucket_of
 from uploadcare_s3_copy.patterns import predict_key
 from uploadcare_s3_copy.reasons import CopyFailure, PermanentFailure, Reason, TransientFailure
 from uploadcare_s3_copy.s3location import S3Location
 from uploadcare_s3_copy.uploadcare import (
     CopyStatus,
     Credentials,
-    FilesPage,
     RemoteCopyResult,
     UploadcareClient,
     classify_error,
@@ -47,17 +46,6 @@ def pool() -> Iterator[urllib3.PoolManager]:
 @pytest.fixture
 def client(emulator: UploadcareEmulator, pool: urllib3.PoolManager) -> UploadcareClient:
     return UploadcareClient(Credentials(EMULATOR_PUBLIC_KEY, EMULATOR_SECRET_KEY), emulator.url, pool=pool)
-
-
-def at_most(pages: Iterator[FilesPage], limit: int = 20) -> Iterator[FilesPage]:
-    """Pages of a listing, failing instead of looping forever when `next` never ends."""
-    taken = list(itertools.islice(pages, limit + 1))
-    assert len(taken) <= limit, "the listing's `next` links do not end"
-    return iter(taken)
-
-
-def bucket_of(emulator: UploadcareEmulator) -> str:
-    return emulator.storages[EMULATOR_STORAGE].bucket
 
 
 def copy(client: UploadcareClient, uuid_: str, **overrides: Any) -> RemoteCopyResult:
