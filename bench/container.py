@@ -36,17 +36,15 @@ Handler = Callable[[dict[str, Any], Any], Any]
 
 def _stub_webhook_aws(signing_secret: str) -> None:
     """As bench/webhook_cold_warm.py does: no Secrets Manager read, no SendMessage; everything else runs."""
-    from aws_lambda_powertools.utilities import parameters  # noqa: PLC0415
+    from uploadcare_s3_copy import secrets, webhook  # noqa: PLC0415
 
-    from uploadcare_s3_copy import webhook  # noqa: PLC0415
-
-    def get_secret(*_args: Any, **_kwargs: Any) -> dict[str, str]:
+    def get_secret(_secret_id: str, _force: bool) -> dict[str, str]:
         return {"webhook_signing_secret": signing_secret}
 
     def send(_self: Any, _message: str) -> None:
         return None
 
-    parameters.get_secret = get_secret  # type: ignore[assignment]
+    secrets.secrets_manager_fetcher = lambda: get_secret
     webhook.SqsCopyQueue.send = send  # type: ignore[method-assign,assignment]
 
 
