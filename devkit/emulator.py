@@ -291,10 +291,11 @@ def file_content(uuid: str, size: int) -> bytes:
 
 
 def parse_source(source: str) -> tuple[str, str] | None:
-    """(uuid, effects) of a `remote_copy` `source`: a bare UUID or a CDN URL, maybe with operations."""
+    """(uuid, effects) of a `remote_copy` `source`: a bare UUID, a CDN path (`<uuid>/`, `<uuid>/-/resize/200x/` —
+    what pyuploadcare's `File.create_remote_copy` sends), or a CDN URL, maybe with operations."""
     if UUID_PATTERN.match(source):
         return source, ""
-    found = _CDN_SOURCE.match(source)
+    found = _CDN_SOURCE.match(source if "://" in source else f"https://ucarecdn.com/{source}")
     if not found:
         return None
     rest = found.group("rest") or ""

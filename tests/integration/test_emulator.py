@@ -19,7 +19,7 @@ import boto3
 import pytest
 import urllib3
 
-from devkit.emulator import MAX_CONTENT_BYTES, Fault, Storage, UploadcareEmulator, file_content
+from devkit.emulator import MAX_CONTENT_BYTES, Fault, Storage, UploadcareEmulator, file_content, parse_source
 from tests.conftest import ROOT
 from tests.integration.conftest import EMULATOR_PREFIX, EMULATOR_PUBLIC_KEY, EMULATOR_SECRET_KEY, EMULATOR_STORAGE
 from tests.integration.emulator_support import at_most, bucket_of
@@ -584,3 +584,22 @@ def test_the_emulator_runs_as_a_process_until_sigterm(aws: str, pool: urllib3.Po
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+@pytest.mark.parametrize(
+    ("source", "parsed"),
+    [
+        ("03ccf9ab-f266-43fb-973d-a6529c55c2ae", ("03ccf9ab-f266-43fb-973d-a6529c55c2ae", "")),
+        ("03ccf9ab-f266-43fb-973d-a6529c55c2ae/", ("03ccf9ab-f266-43fb-973d-a6529c55c2ae", "")),
+        (
+            "03ccf9ab-f266-43fb-973d-a6529c55c2ae/-/resize/200x/",
+            ("03ccf9ab-f266-43fb-973d-a6529c55c2ae", "-/resize/200x/"),
+        ),
+        ("https://ucarecdn.com/03ccf9ab-f266-43fb-973d-a6529c55c2ae/", ("03ccf9ab-f266-43fb-973d-a6529c55c2ae", "")),
+        ("03ccf9ab-f266-43fb-973d-a6529c55c2ae~2", None),
+        ("../03ccf9ab-f266-43fb-973d-a6529c55c2ae", None),
+    ],
+)
+def test_sources_as_the_official_clients_send_them(source: str, parsed: tuple[str, str] | None) -> None:
+    # pyuploadcare's File.create_remote_copy sends the CDN path `<uuid>/`, not the bare UUID
+    assert parse_source(source) == parsed
