@@ -16,6 +16,8 @@ help:
 	@echo "make test-sam-local - the built functions in a Lambda-like container (real sam local invoke; needs Docker or root)"
 	@echo "make soak   - fault soak at full size: 1,000 files through both functions with faults (about 3 minutes)"
 	@echo "make bench  - performance against an obvious-way baseline webhook (a few minutes; README, Performance)"
+	@echo "make invoke FUNCTION=WebhookFunction EVENT=events/<file>.json - one function in-process against local servers"
+	@echo "make iac-scan - checkov over template.yaml (also part of make test)"
 	@echo "make lock   - re-pin requirements/dev.txt from requirements/dev.in"
 	@echo "make clean  - remove virtualenvs and build output"
 
