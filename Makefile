@@ -105,7 +105,7 @@ test-sam-local: venv sam-venv
 lock: venv
 	$(PY) -m pip install --quiet -r requirements/dev.in
 	{ echo '# Full pinned development environment (generated from dev.in with `make lock`; do not edit by hand).'; \
-	  $(PY) -m pip freeze; } > requirements/dev.txt
+	  $(PY) -m pip freeze --exclude-editable; } > requirements/dev.txt  # the project itself is installed editable
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) .aws-sam .mypy_cache .pytest_cache .ruff_cache
