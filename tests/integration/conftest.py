@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import boto3
 import pytest
+import urllib3
 from pytest_socket import socket_allow_hosts
 
 from devkit.emulator import Storage, UploadcareEmulator
@@ -51,3 +52,11 @@ def emulator(aws: str) -> Iterator[UploadcareEmulator]:
         public_key=EMULATOR_PUBLIC_KEY, secret_key=EMULATOR_SECRET_KEY, storages=[storage], aws_endpoint=aws
     ) as running:
         yield running
+
+
+@pytest.fixture
+def pool() -> Iterator[urllib3.PoolManager]:
+    """A pool of the test's own, so no keep-alive connection outlives the test's emulator."""
+    manager = urllib3.PoolManager(retries=False)
+    yield manager
+    manager.clear()

@@ -11,7 +11,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,13 +27,6 @@ from uploadcare_s3_copy.uploadcare import ACCEPT, Credentials, UploadcareClient,
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 ALL_USERS = "http://acs.amazonaws.com/groups/global/AllUsers"
 UNKNOWN_UUID = "00000000-0000-4000-8000-000000000000"
-
-
-@pytest.fixture
-def pool() -> Iterator[urllib3.PoolManager]:
-    manager = urllib3.PoolManager(retries=False)
-    yield manager
-    manager.clear()
 
 
 def signed(

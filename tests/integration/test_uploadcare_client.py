@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -33,14 +32,6 @@ from uploadcare_s3_copy.uploadcare import (
 )
 
 PATTERN = "${uuid}/${filename}${ext}"
-
-
-@pytest.fixture
-def pool() -> Iterator[urllib3.PoolManager]:
-    """A pool of the test's own, so no keep-alive connection outlives the test's emulator."""
-    manager = urllib3.PoolManager(retries=False)
-    yield manager
-    manager.clear()
 
 
 @pytest.fixture
