@@ -6,7 +6,7 @@ VENV     := .venv
 SAM_VENV := .venv-sam
 CHECKOV_VENV := .venv-checkov
 PY       := $(VENV)/bin/python
-SRC      := layers/common/uploadcare_s3_copy functions devkit tests scripts bench
+SRC      := layers/common/uploadcare_s3_copy ops functions devkit tests scripts bench
 
 .PHONY: help venv sam-venv test lint types unit integration demo soak lock clean
 
@@ -32,7 +32,7 @@ $(SAM_VENV)/.stamp: requirements/sam.txt
 venv: $(VENV)/.stamp
 sam-venv: $(SAM_VENV)/.stamp
 
-test: lint types unit integration template template-check iac-scan sam-build
+test: lint types unit devtools integration template template-check iac-scan sam-build layer-check
 
 lint: venv
 	$(VENV)/bin/ruff check $(SRC)
@@ -43,6 +43,10 @@ types: venv
 
 unit: venv
 	$(PY) -m pytest tests/unit
+
+# Tests of the dev tooling (bench statistics, the sam-local check's parsing), apart from the product's unit tests.
+devtools: venv
+	$(PY) -m pytest tests/devtools
 
 integration: venv
 	$(PY) -m pytest tests/integration
@@ -94,6 +98,10 @@ iac-scan: $(CHECKOV_VENV)/.stamp
 sam-build: sam-venv
 	PATH="$$(dirname "$$(scripts/find-python.sh)"):$$PATH" $(SAM_ENV) \
 	  $(SAM_VENV)/bin/sam build --build-dir .aws-sam/build --parameter-overrides Architecture=arm64
+
+# What the build packed into the common layer: the functions' package and its pinned dependencies, no CLI.
+layer-check: venv
+	$(PY) -m pytest tests/build
 
 # Real `sam local invoke` of the built functions in a Lambda-like container, against a moto server and the Uploadcare
 # emulator on the Docker bridge. Uses this machine's Docker engine, else (root + apt-get) a private one it starts and

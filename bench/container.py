@@ -36,7 +36,8 @@ Handler = Callable[[dict[str, Any], Any], Any]
 
 def _stub_webhook_aws(signing_secret: str) -> None:
     """As bench/webhook_cold_warm.py does: no Secrets Manager read, no SendMessage; everything else runs."""
-    from uploadcare_s3_copy import secrets, webhook  # noqa: PLC0415
+    from uploadcare_s3_copy import secrets  # noqa: PLC0415
+    from uploadcare_s3_copy.webhook import adapters  # noqa: PLC0415
 
     def get_secret(_secret_id: str, _force: bool) -> dict[str, str]:
         return {"webhook_signing_secret": signing_secret}
@@ -45,7 +46,7 @@ def _stub_webhook_aws(signing_secret: str) -> None:
         return None
 
     secrets.secrets_manager_fetcher = lambda: get_secret
-    webhook.SqsCopyQueue.send = send  # type: ignore[method-assign,assignment]
+    adapters.SqsCopyQueue.send = send  # type: ignore[method-assign,assignment]
 
 
 def _uploadcare_counts(emulator_url: str | None) -> dict[str, int]:

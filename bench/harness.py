@@ -26,7 +26,7 @@ from devkit.flow import LocalFlow
 from devkit.make_events import signed_event
 from devkit.servers import FAKE_AWS_ENV
 from devkit.sqs_poller import queue_arn, to_lambda_record
-from uploadcare_s3_copy.webhook import copy_request_from
+from uploadcare_s3_copy.webhook.rules import copy_request_from
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHONPATH = os.pathsep.join(

@@ -57,9 +57,10 @@ loaded_unwanted = [name for name in unwanted.split(",") if name in sys.modules]
 from devkit.lambda_context import LambdaContext
 event = json.loads(open(event_path, encoding="utf-8").read())
 if mode == "stub":
-    from uploadcare_s3_copy import secrets, webhook
+    from uploadcare_s3_copy import secrets
+    from uploadcare_s3_copy.webhook import adapters
     secrets.secrets_manager_fetcher = lambda: (lambda _id, _force: {"webhook_signing_secret": secret})
-    webhook.SqsCopyQueue.send = lambda self, message: None
+    adapters.SqsCopyQueue.send = lambda self, message: None
 def answer():
     response = handle_webhook.lambda_handler(event, LambdaContext(function_name="bench-webhook"))
     assert response["statusCode"] == 202, response

@@ -24,8 +24,8 @@ from devkit.emulator import Storage, UploadcareEmulator
 from devkit.local_resources import LocalStack, StackSpec, create_stack
 from devkit.servers import aws_env, moto_server
 from devkit.sqs_poller import PollStats, drain
-from uploadcare_s3_copy.cli.app import main as cli
 from uploadcare_s3_copy.observability import metrics
+from uploadcare_s3_copy_cli.app import main as cli
 
 STACK = "demo"
 STORAGE = "demo-storage"
@@ -104,7 +104,7 @@ class Session:
             previous = handler.setStream(sink)  # type: ignore[attr-defined]
             stdout, sys.stdout = sys.stdout, sink  # the handler's EMF metrics
             try:
-                handle_copy.reset()
+                handle_copy.app.cache_clear()
                 return drain(boto3.client("sqs"), self.stack.queue_url, handle_copy.lambda_handler, function_timeout=60)
             finally:
                 sys.stdout = stdout

@@ -7,8 +7,8 @@ them (REST API reference, "Authentication" and the endpoint pages; distilled in 
 * a route that does not exist, including a path without its trailing slash: 404 `{"detail": "Not found."}`;
 * `Accept` other than `application/vnd.uploadcare-v0.7+json`: 406, the one answer sent as `application/json`;
 * `Authorization: Uploadcare <public_key>:<signature>`, signature checked with the project's own
-  `uploadcare_s3_copy.uploadcare.signature`, and a `Date` (RFC 2822) at most 15 minutes off the emulator's clock,
-  else 401; `Uploadcare.Simple` over plain HTTP: 400, as Uploadcare answers it.
+  `uploadcare_s3_copy.uploadcare.auth.request_signature`, and a `Date` (RFC 2822) at most 15 minutes off the
+  emulator's clock, else 401; `Uploadcare.Simple` over plain HTTP: 400, as Uploadcare answers it.
 
 A remote copy writes the file's deterministic bytes (`content(uuid)`) into the storage's bucket with boto3, so the
 copy can be verified with `head_object` against the same moto server. Faults can be scripted per file, and
@@ -57,9 +57,9 @@ from urllib.parse import parse_qs, quote, urlencode, urlsplit
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from uploadcare_s3_copy.copier.patterns import PatternError, expand_pattern, validate_pattern
 from uploadcare_s3_copy.copy_request import UUID_PATTERN
-from uploadcare_s3_copy.patterns import PatternError, expand_pattern, validate_pattern
-from uploadcare_s3_copy.uploadcare import ACCEPT, signature
+from uploadcare_s3_copy.uploadcare import ACCEPT, request_signature
 
 API_CONTENT_TYPE = ACCEPT  # answers are sent with the same media type the client asks for
 ADMIN_PREFIX = "/__emulator__/"
@@ -656,7 +656,7 @@ class UploadcareEmulator:
         with self._lock:
             secret_key = self._secret_key
         content_type = request.headers.get("content-type", "")
-        expected = signature(secret_key, request.method, request.body, content_type, date, request.uri)
+        expected = request_signature(secret_key, request.method, request.body, content_type, date, request.uri)
         if not hmac.compare_digest(expected.encode(), sent_signature.encode("utf-8", "replace")):
             return _error(401, BAD_SIGNATURE)
         return None

@@ -22,8 +22,8 @@ from devkit.lambda_context import LambdaContext
 from devkit.local_resources import LocalStack, StackSpec, create_stack, read_queue
 from devkit.make_events import signed_event
 from devkit.sqs_poller import PollStats, drain
+from uploadcare_s3_copy.copier.patterns import predict_key
 from uploadcare_s3_copy.observability import logger, metrics
-from uploadcare_s3_copy.patterns import predict_key
 
 WEBHOOK_URL = "https://local.execute-api.localhost/webhooks/uploadcare"
 
@@ -96,7 +96,7 @@ class LocalFlow:
         import handle_webhook  # noqa: PLC0415
 
         handle_webhook.app.cache_clear()
-        handle_copy.reset()
+        handle_copy.app.cache_clear()
         parameters.clear_caches()  # type: ignore[no-untyped-call]
 
     @contextlib.contextmanager

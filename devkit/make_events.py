@@ -20,8 +20,8 @@ if str(ROOT / "layers" / "common") not in sys.path:  # `python -m devkit.make_ev
     sys.path.insert(0, str(ROOT / "layers" / "common"))
 
 from devkit.sqs_poller import to_lambda_record  # noqa: E402 - needs the path above
-from uploadcare_s3_copy.signature import sign  # noqa: E402
-from uploadcare_s3_copy.webhook import copy_request_from  # noqa: E402
+from uploadcare_s3_copy.webhook.rules import copy_request_from  # noqa: E402
+from uploadcare_s3_copy.webhook.signing import sign  # noqa: E402
 
 EVENTS_DIR = ROOT / "events"
 SAMPLE_SIGNING_SECRET = "demo-signing-secret"  # noqa: S105 - a published sample, never a real secret

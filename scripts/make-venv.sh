@@ -14,6 +14,7 @@ echo "make-venv: creating $dir with $("$py" --version) from $reqs"
 if [ "$with_project" = --with-project ]; then
   root=$(cd "$(dirname "$0")/.." && pwd)
   "$dir/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps --editable "$root"
-  rm -rf "$root"/layers/common/*.egg-info  # setuptools' build leftovers, not to be packed into the Lambda layer
+  # setuptools' build leftovers: never to be packed into the Lambda layer
+  rm -rf "$root"/*.egg-info "$root"/layers/common/*.egg-info "$root"/ops/*.egg-info
 fi
 touch "$dir/.stamp"

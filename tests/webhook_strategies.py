@@ -19,7 +19,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from tests.webhook_support import event_for, sample_payload
-from uploadcare_s3_copy.signature import sign
+from uploadcare_s3_copy.webhook.signing import sign
 
 DEEP = 100_000  # nesting past any JSON parser's recursion limit: must be refused, not crash
 # More digits than Python parses into an int by default: the whole body is then not JSON (a ValueError, no crash).

@@ -11,11 +11,11 @@ import pytest
 
 from devkit.make_events import SAMPLE_SIGNING_SECRET, body_text
 from tests.conftest import load_event
-from uploadcare_s3_copy.config import DEFAULT_MAX_BODY_BYTES, WebhookSettings
 from uploadcare_s3_copy.observability import metrics
 from uploadcare_s3_copy.secrets import KeyStore
-from uploadcare_s3_copy.signature import sign
 from uploadcare_s3_copy.webhook import WEBHOOK_SECRET_FIELDS, WebhookApp
+from uploadcare_s3_copy.webhook.settings import DEFAULT_MAX_BODY_BYTES, WebhookSettings
+from uploadcare_s3_copy.webhook.signing import sign
 
 FILE_UPLOADED = "webhook-file-uploaded.json"
 OTHER_EVENT = "webhook-other-event.json"

@@ -1,37 +1,31 @@
-"""Copier Lambda: SQS batches of copy requests -> remote copies proved with head_object, or the DLQ with a reason.
+"""Entry point of the copier function: SQS batches of copy requests (partial batch responses).
 
-A thin entry point: Powertools decorators and one call. The logic is `uploadcare_s3_copy.copier` (common layer).
+All logic lives in `uploadcare_s3_copy.copier`. The app (settings, clients, idempotency, thread pool) is built from
+the environment on the first invocation and kept for the container's life; a bad configuration raises there, on
+every invocation, so the stack fails loudly. Tests set the environment first and call `app.cache_clear()` to start
+over.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any
-
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 from uploadcare_s3_copy.copier import Copier, build_copier
 from uploadcare_s3_copy.observability import logger, metrics, tracer
 
-_copier: Copier | None = None
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 
-def current_copier() -> Copier:
-    """Built on the first invocation of a container (not at import) and reused while the container is warm."""
-    global _copier  # noqa: PLW0603 - one per container is the point
-    if _copier is None:
-        _copier = build_copier(os.environ)
-    return _copier
-
-
-def reset() -> None:
-    """Forget the container's copier (tests change the environment between cases)."""
-    global _copier  # noqa: PLW0603
-    _copier = None
+@cache
+def app() -> Copier:
+    return build_copier(os.environ)
 
 
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return current_copier().handle(event, context)
+    return app().handle(event, context)

@@ -16,9 +16,9 @@ import handle_copy
 from devkit.emulator import EmulatedFile, Storage, UploadcareEmulator
 from devkit.local_resources import LocalStack, StackSpec, create_stack, read_queue
 from devkit.sqs_poller import PollStats, drain, poll_once
+from uploadcare_s3_copy.copier.patterns import predict_key
 from uploadcare_s3_copy.copy_request import CopyRequest
 from uploadcare_s3_copy.observability import metrics
-from uploadcare_s3_copy.patterns import predict_key
 
 PUBLIC_KEY = "copier-public-key"
 SECRET_KEY = "copier-secret-key"
@@ -114,10 +114,10 @@ def copier(aws: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[CopierHarness]
             monkeypatch.setenv(name, value)
         monkeypatch.setattr(metrics, "namespace", "UploadcareS3Copy")
         parameters.clear_caches()  # type: ignore[no-untyped-call]
-        handle_copy.reset()
+        handle_copy.app.cache_clear()
         try:
             yield CopierHarness(stack, emulator)
         finally:
-            handle_copy.reset()
+            handle_copy.app.cache_clear()
             parameters.clear_caches()  # type: ignore[no-untyped-call]
             metrics.clear_metrics()

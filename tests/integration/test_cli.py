@@ -24,10 +24,11 @@ from devkit.cli_session import publish_stack
 from devkit.emulator import EmulatedFile
 from devkit.local_resources import read_queue
 from tests.integration.copier_support import STORAGE, CopierHarness, copier, reason_of
-from uploadcare_s3_copy.cli.app import main
-from uploadcare_s3_copy.cli.context import AwsClients
-from uploadcare_s3_copy.cli.queueing import CopyQueue
-from uploadcare_s3_copy.uploadcare import Credentials, UploadcareClient
+from uploadcare_s3_copy.uploadcare import Credentials
+from uploadcare_s3_copy_cli.admin_api import AdminClient
+from uploadcare_s3_copy_cli.app import main
+from uploadcare_s3_copy_cli.context import AwsClients
+from uploadcare_s3_copy_cli.queueing import BatchSender
 
 __all__ = ["copier"]  # the fixture
 
@@ -195,23 +196,23 @@ def test_a_backfill_interrupted_mid_page_resumes_from_the_last_saved_page(
 ) -> None:
     # Given 300 files, listed 50 a page (five batches of ten per page)
     files = uploads(ops, 300)
-    original = CopyQueue.send_batch
+    original = BatchSender.send_batch
     calls = 0
 
-    def interrupted_on_the_18th_batch(self: CopyQueue, bodies: Any) -> Any:
+    def interrupted_on_the_18th_batch(self: BatchSender, bodies: Any) -> Any:
         nonlocal calls
         calls += 1
         if calls == 18:  # the third batch of the fourth page: Ctrl-C
             raise KeyboardInterrupt
         return original(self, bodies)
 
-    monkeypatch.setattr(CopyQueue, "send_batch", interrupted_on_the_18th_batch)
+    monkeypatch.setattr(BatchSender, "send_batch", interrupted_on_the_18th_batch)
 
     # When the backfill is interrupted inside page 4, then resumed
     first = ops.run("backfill", "--from", "2024-01-01", "--page-size", "50")
     first_queued = [request["uuid"] for request in ops.take_queued()]
     saved = state_of(ops)
-    monkeypatch.setattr(CopyQueue, "send_batch", original)
+    monkeypatch.setattr(BatchSender, "send_batch", original)
     second = ops.run("backfill", "--resume")
     second_queued = [request["uuid"] for request in ops.take_queued()]
 
@@ -314,13 +315,13 @@ def test_webhook_register_stores_a_new_signing_secret_first_and_registers_once(
     # Given a secret without a signing secret, and a spy on what Secrets Manager holds when Uploadcare is called
     ops.copier.stack.put_secret(webhook_signing_secret="")
     stored_when_registering: list[str] = []
-    create_webhook = UploadcareClient.create_webhook
+    create_webhook = AdminClient.create_webhook
 
-    def spy(self: UploadcareClient, target_url: str, **kwargs: Any) -> dict[str, Any]:
+    def spy(self: AdminClient, target_url: str, **kwargs: Any) -> dict[str, Any]:
         stored_when_registering.append(ops.secret()["webhook_signing_secret"])
         return create_webhook(self, target_url, **kwargs)
 
-    monkeypatch.setattr(UploadcareClient, "create_webhook", spy)
+    monkeypatch.setattr(AdminClient, "create_webhook", spy)
 
     # When `webhook register` runs twice
     first = ops.run("webhook", "register")
@@ -354,7 +355,7 @@ def test_webhook_register_stores_a_new_signing_secret_first_and_registers_once(
 def test_webhook_register_reports_an_existing_webhook_that_cannot_work(ops: Ops) -> None:
     # Given an inactive webhook for the stack's URL with another signing secret
     stack = ops.copier.stack
-    client = UploadcareClient(Credentials(stack.spec.public_key, stack.spec.secret_key), ops.emulator.url)
+    client = AdminClient(Credentials(stack.spec.public_key, stack.spec.secret_key), ops.emulator.url)
     client.create_webhook(WEBHOOK_URL, signing_secret="someone-elses-secret", is_active=False)
 
     # When `webhook register` runs
@@ -458,11 +459,11 @@ def dead_letter(
     for file in gone:
         ops.emulator.remove_file(file.uuid)
     monkeypatch.setenv("COPY_TARGET", "not-a-connected-storage")
-    handle_copy.reset()
+    handle_copy.app.cache_clear()
     bodies = ops.copier.send(*refused)
     ops.copier.drain()
     monkeypatch.setenv("COPY_TARGET", STORAGE)
-    handle_copy.reset()
+    handle_copy.app.cache_clear()
     ops.copier.send(*gone)
     ops.copier.drain()
     return refused, bodies

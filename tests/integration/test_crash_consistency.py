@@ -21,7 +21,7 @@ from devkit.lambda_context import LambdaContext
 from devkit.sqs_poller import queue_arn, to_lambda_record
 from tests.integration.aws_faults import AwsFaults, service_error, throttled, unavailable
 from tests.integration.copier_support import CopierHarness, copier, reason_of
-from uploadcare_s3_copy.copier import CopyService
+from uploadcare_s3_copy.copier.service import CopyService
 from uploadcare_s3_copy.copy_request import CopyRequest
 
 __all__ = ["copier"]  # the fixture

@@ -22,7 +22,8 @@ from devkit.emulator import MAX_CONTENT_BYTES, Fault, Storage, UploadcareEmulato
 from tests.conftest import ROOT
 from tests.integration.conftest import EMULATOR_PREFIX, EMULATOR_PUBLIC_KEY, EMULATOR_SECRET_KEY, EMULATOR_STORAGE
 from tests.integration.emulator_support import at_most, bucket_of
-from uploadcare_s3_copy.uploadcare import ACCEPT, Credentials, UploadcareClient, signature
+from uploadcare_s3_copy.uploadcare import ACCEPT, Credentials, UploadcareClient, request_signature
+from uploadcare_s3_copy_cli.admin_api import AdminClient
 
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 ALL_USERS = "http://acs.amazonaws.com/groups/global/AllUsers"
@@ -40,7 +41,7 @@ def signed(
 ) -> dict[str, str]:
     """Headers of a request signed by hand (not by the client under test), so each part can be bent."""
     date = email.utils.formatdate(usegmt=True) if date is None else date
-    sig = signature(secret_key, method, body, "application/json", date, uri)
+    sig = request_signature(secret_key, method, body, "application/json", date, uri)
     return {
         "Accept": ACCEPT,
         "Content-Type": "application/json",
@@ -424,7 +425,7 @@ def test_uploads_get_strictly_increasing_times_by_default() -> None:
 
 def test_a_file_uploaded_body_has_the_v07_shape(emulator: UploadcareEmulator, pool: urllib3.PoolManager) -> None:
     # Given a webhook registered for a target, and a file derived from another
-    client = UploadcareClient(Credentials(EMULATOR_PUBLIC_KEY, EMULATOR_SECRET_KEY), emulator.url, pool=pool)
+    client = AdminClient(Credentials(EMULATOR_PUBLIC_KEY, EMULATOR_SECRET_KEY), emulator.url, pool=pool)
     hook = client.create_webhook("https://example.com/hook", signing_secret="s")
     original = emulator.add_file(original_filename="a.png")
     derived = emulator.add_file(original_filename="a-nobg.png", source_file_uuid=original.uuid)

@@ -20,7 +20,7 @@ from tests.integration.conftest import (
     EMULATOR_STORAGE,
 )
 from tests.integration.emulator_support import at_most, bucket_of
-from uploadcare_s3_copy.patterns import predict_key
+from uploadcare_s3_copy.copier.patterns import predict_key
 from uploadcare_s3_copy.reasons import CopyFailure, PermanentFailure, Reason, TransientFailure
 from uploadcare_s3_copy.s3location import S3Location
 from uploadcare_s3_copy.uploadcare import (
@@ -30,13 +30,15 @@ from uploadcare_s3_copy.uploadcare import (
     UploadcareClient,
     classify_error,
 )
+from uploadcare_s3_copy_cli.admin_api import AdminClient
 
 PATTERN = "${uuid}/${filename}${ext}"
 
 
 @pytest.fixture
-def client(emulator: UploadcareEmulator, pool: urllib3.PoolManager) -> UploadcareClient:
-    return UploadcareClient(Credentials(EMULATOR_PUBLIC_KEY, EMULATOR_SECRET_KEY), emulator.url, pool=pool)
+def client(emulator: UploadcareEmulator, pool: urllib3.PoolManager) -> AdminClient:
+    # The functions' client with the operator's calls on top: one fixture tests both.
+    return AdminClient(Credentials(EMULATOR_PUBLIC_KEY, EMULATOR_SECRET_KEY), emulator.url, pool=pool)
 
 
 def copy(client: UploadcareClient, uuid_: str, **overrides: Any) -> RemoteCopyResult:
@@ -313,7 +315,7 @@ def test_a_wrong_secret_key_is_an_auth_failure(emulator: UploadcareEmulator, poo
 
 def test_a_clock_20_minutes_off_is_an_auth_failure(emulator: UploadcareEmulator, pool: urllib3.PoolManager) -> None:
     # Given a client whose clock is 20 minutes behind (the API allows 15)
-    late = UploadcareClient(
+    late = AdminClient(
         Credentials(EMULATOR_PUBLIC_KEY, EMULATOR_SECRET_KEY),
         emulator.url,
         pool=pool,
@@ -329,14 +331,14 @@ def test_a_clock_20_minutes_off_is_an_auth_failure(emulator: UploadcareEmulator,
 
 
 def test_a_rotated_secret_key_refuses_the_old_one_and_accepts_the_new(
-    emulator: UploadcareEmulator, client: UploadcareClient, pool: urllib3.PoolManager
+    emulator: UploadcareEmulator, client: AdminClient, pool: urllib3.PoolManager
 ) -> None:
     # Given the project's secret key has been rotated
     emulator.rotate_secret_key("rotated-secret")
 
     # When the old and the new key are used
     failure = failure_of(client.get_project)
-    renewed = UploadcareClient(Credentials(EMULATOR_PUBLIC_KEY, "rotated-secret"), emulator.url, pool=pool)
+    renewed = AdminClient(Credentials(EMULATOR_PUBLIC_KEY, "rotated-secret"), emulator.url, pool=pool)
 
     # Then only the new one is accepted
     assert failure.reason is Reason.AUTH
@@ -421,7 +423,7 @@ def test_get_file_answers_the_file_object(emulator: UploadcareEmulator, client: 
     assert info["url"] == f"{emulator.url}files/{uploaded.uuid}/"
 
 
-def test_get_project_answers_the_project_of_the_keys(client: UploadcareClient) -> None:
+def test_get_project_answers_the_project_of_the_keys(client: AdminClient) -> None:
     project = client.get_project()
 
     assert project["pub_key"] == EMULATOR_PUBLIC_KEY
@@ -429,7 +431,7 @@ def test_get_project_answers_the_project_of_the_keys(client: UploadcareClient) -
     assert project["collaborators"] == []
 
 
-def test_a_created_webhook_is_listed_with_version_0_7(client: UploadcareClient) -> None:
+def test_a_created_webhook_is_listed_with_version_0_7(client: AdminClient) -> None:
     # Given no webhooks
     assert client.list_webhooks() == []
 
@@ -445,7 +447,7 @@ def test_a_created_webhook_is_listed_with_version_0_7(client: UploadcareClient) 
     assert client.list_webhooks() == [created]
 
 
-def test_a_second_webhook_for_the_same_target_and_event_is_refused(client: UploadcareClient) -> None:
+def test_a_second_webhook_for_the_same_target_and_event_is_refused(client: AdminClient) -> None:
     client.create_webhook("https://example.com/hook", signing_secret="s3cr3t")
 
     failure = failure_of(lambda: client.create_webhook("https://example.com/hook", signing_secret="other"))

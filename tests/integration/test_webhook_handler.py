@@ -31,10 +31,10 @@ from tests.webhook_support import (
     signing_secret_value,
     with_signature,
 )
-from uploadcare_s3_copy.config import ConfigError
 from uploadcare_s3_copy.copy_request import CopyRequest
 from uploadcare_s3_copy.observability import logger, metrics
 from uploadcare_s3_copy.secrets import SecretConfigError
+from uploadcare_s3_copy.settings import ConfigError
 
 SAMPLE_UUID = "9f3e6b2a-4c1d-4e8f-a5b7-0d2c8e6f1a43"
 

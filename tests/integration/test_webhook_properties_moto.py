@@ -22,9 +22,9 @@ from devkit.lambda_context import LambdaContext
 from devkit.make_events import SAMPLE_SIGNING_SECRET
 from tests.webhook_strategies import Delivery, arbitrary_events, deliveries, tampered_events
 from tests.webhook_support import powertools_for_tests, signing_secret_value
-from uploadcare_s3_copy.config import DEFAULT_MAX_BODY_BYTES
 from uploadcare_s3_copy.copy_request import CopyRequest
 from uploadcare_s3_copy.observability import logger, metrics
+from uploadcare_s3_copy.webhook.settings import DEFAULT_MAX_BODY_BYTES
 
 AGAINST_MOTO = settings(max_examples=25, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

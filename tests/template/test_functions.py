@@ -11,7 +11,9 @@ import pytest
 
 from tests.conftest import ROOT
 from tests.template.support import function_environment, functions, parameter, stack, template
-from uploadcare_s3_copy.config import ConfigError, load_copier_settings, load_webhook_settings
+from uploadcare_s3_copy.copier.settings import load_copier_settings
+from uploadcare_s3_copy.settings import ConfigError
+from uploadcare_s3_copy.webhook.settings import load_webhook_settings
 
 LOADERS: Mapping[str, Callable[[Mapping[str, str]], object]] = {
     "WebhookFunction": load_webhook_settings,

@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 
 from tests.conftest import ROOT
-from uploadcare_s3_copy.cli.app import main
-from uploadcare_s3_copy.cli.base import CliError, UsageError
-from uploadcare_s3_copy.cli.dlq import NO_REASON, DeadLetter, DeadLetterQueue, group_by_reason, matches
-from uploadcare_s3_copy.cli.queueing import CopyQueue
-from uploadcare_s3_copy.cli.resources import StackInfo, resolve
-from uploadcare_s3_copy.cli.webhooks import find_webhook, summary, webhook_problems
+from uploadcare_s3_copy_cli.app import main
+from uploadcare_s3_copy_cli.base import CliError, UsageError
+from uploadcare_s3_copy_cli.dlq import NO_REASON, DeadLetter, DeadLetterQueue, group_by_reason, matches
+from uploadcare_s3_copy_cli.queueing import BatchSender
+from uploadcare_s3_copy_cli.resources import StackInfo, resolve
+from uploadcare_s3_copy_cli.webhooks import find_webhook, summary, webhook_problems
 
 UUID = "3c269810-c17b-4e2c-92b6-25622464d866"
 COMMANDS = [[], ["backfill"], ["copy"], ["doctor"], ["webhook", "register"], ["dlq", "list"], ["dlq", "redrive"]]
@@ -332,7 +332,7 @@ def test_entries_sqs_failed_on_its_side_are_sent_again() -> None:
     sqs = FlakySqs({"b"})
     sleeps: list[float] = []
 
-    failed = CopyQueue(sqs, "q", sleep=sleeps.append).send_batch(["a", "b", "c"])
+    failed = BatchSender(sqs, "q", sleep=sleeps.append).send_batch(["a", "b", "c"])
 
     assert failed == []
     assert sqs.calls == [["a", "b", "c"], ["b"]]
@@ -340,23 +340,23 @@ def test_entries_sqs_failed_on_its_side_are_sent_again() -> None:
 
 
 def test_entries_refused_as_our_fault_or_failing_every_time_are_reported() -> None:
-    refused = CopyQueue(FlakySqs({"b"}, sender_fault=True), "q", sleep=lambda _: None).send_batch(["a", "b"])
+    refused = BatchSender(FlakySqs({"b"}, sender_fault=True), "q", sleep=lambda _: None).send_batch(["a", "b"])
     always = FlakySqs({"a"}, times=99)
-    failing = CopyQueue(always, "q", sleep=lambda _: None).send_batch(["a", "b"])
+    failing = BatchSender(always, "q", sleep=lambda _: None).send_batch(["a", "b"])
 
     assert [(entry.index, entry.problem) for entry in refused] == [(1, "InternalError: try again")]
     assert [entry.index for entry in failing] == [0]
     assert len(always.calls) == 3
     with pytest.raises(CliError, match="SQS refused 1 of the copy requests"):
-        CopyQueue(FlakySqs({"x"}, times=99), "q", sleep=lambda _: None).send_all(["x", "y"])
+        BatchSender(FlakySqs({"x"}, times=99), "q", sleep=lambda _: None).send_all(["x", "y"])
     with pytest.raises(ValueError, match="at most 10"):
-        CopyQueue(FlakySqs(set()), "q").send_batch(["m"] * 11)
+        BatchSender(FlakySqs(set()), "q").send_batch(["m"] * 11)
 
 
 def test_send_all_sends_in_batches_of_ten() -> None:
     sqs = FlakySqs(set())
 
-    sent = CopyQueue(sqs, "q").send_all([str(n) for n in range(23)])
+    sent = BatchSender(sqs, "q").send_all([str(n) for n in range(23)])
 
     assert sent == 23
     assert [len(call) for call in sqs.calls] == [10, 10, 3]
@@ -366,7 +366,7 @@ def test_send_all_sends_in_batches_of_ten() -> None:
 
 
 def test_the_lambda_handlers_do_not_import_the_cli() -> None:
-    check = "import sys, handle_webhook, handle_copy; print([m for m in sys.modules if 'uploadcare_s3_copy.cli' in m])"
+    check = "import sys, handle_webhook, handle_copy; print([m for m in sys.modules if 'uploadcare_s3_copy_cli' in m])"
     paths = os.pathsep.join(str(ROOT / part) for part in ("layers/common", "functions/webhook", "functions/copier"))
     env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": paths, "AWS_DEFAULT_REGION": "us-east-1"}
 

@@ -11,7 +11,9 @@ from typing import Any
 
 import pytest
 
-from uploadcare_s3_copy.cli.backfill import (
+from uploadcare_s3_copy.reasons import PermanentFailure, Reason, TransientFailure
+from uploadcare_s3_copy.uploadcare import FilesPage, UploadcareAuthError
+from uploadcare_s3_copy_cli.backfill import (
     Backfill,
     BackfillState,
     Progress,
@@ -24,9 +26,7 @@ from uploadcare_s3_copy.cli.backfill import (
     parse_when,
     status_line,
 )
-from uploadcare_s3_copy.cli.base import CliError, UsageError
-from uploadcare_s3_copy.reasons import PermanentFailure, Reason, TransientFailure
-from uploadcare_s3_copy.uploadcare import FilesPage, UploadcareAuthError
+from uploadcare_s3_copy_cli.base import CliError, UsageError
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
 

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from uploadcare_s3_copy.config import (
-    DEFAULT_API_URL,
-    ConfigError,
-    load_copier_settings,
-    load_webhook_settings,
-)
+from uploadcare_s3_copy.copier.settings import load_copier_settings
+from uploadcare_s3_copy.settings import DEFAULT_API_URL, ConfigError
+from uploadcare_s3_copy.webhook.settings import load_webhook_settings
 
 COPIER_ENV = {
     "UPLOADCARE_SECRET_ID": "uc-keys",

@@ -11,8 +11,10 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
-from uploadcare_s3_copy.config import load_copier_settings
-from uploadcare_s3_copy.copier import MAX_COPY_BYTES, CopyService, Deadline, Verified, retry_delay
+from uploadcare_s3_copy.copier.outcomes import Verified
+from uploadcare_s3_copy.copier.rules import MAX_COPY_BYTES, Deadline, retry_delay
+from uploadcare_s3_copy.copier.service import CopyService
+from uploadcare_s3_copy.copier.settings import load_copier_settings
 from uploadcare_s3_copy.copy_request import CopyRequest
 from uploadcare_s3_copy.reasons import CopyFailure, PermanentFailure, Reason, TransientFailure
 from uploadcare_s3_copy.s3location import S3Location

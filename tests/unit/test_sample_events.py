@@ -10,7 +10,7 @@ import pytest
 from devkit.make_events import SAMPLE_SIGNING_SECRET, WRONG_SIGNING_SECRET, main, render_events
 from tests.conftest import EVENTS, load_event
 from tests.webhook_support import BAD_SIGNATURE, FILE_UPLOADED, OTHER_EVENT
-from uploadcare_s3_copy.signature import verify
+from uploadcare_s3_copy.webhook.signing import verify
 
 RENDERED = render_events()
 

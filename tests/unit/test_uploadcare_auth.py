@@ -10,7 +10,7 @@ import pytest
 import urllib3
 
 from tests.conftest import load_vector
-from uploadcare_s3_copy.uploadcare import ACCEPT, Credentials, UploadcareClient, signature, string_to_sign
+from uploadcare_s3_copy.uploadcare import ACCEPT, Credentials, UploadcareClient, request_signature, string_to_sign
 
 CASES = load_vector("rest-auth.json")["cases"]
 
@@ -20,7 +20,7 @@ def test_string_to_sign_and_authorization_match_the_vector(case: dict[str, Any])
     body = case["body"].encode()
 
     text = string_to_sign(case["method"], body, case["content_type"], case["date"], case["uri"])
-    sig = signature(case["secret_key"], case["method"], body, case["content_type"], case["date"], case["uri"])
+    sig = request_signature(case["secret_key"], case["method"], body, case["content_type"], case["date"], case["uri"])
 
     assert text == case["string_to_sign"]
     assert f"Uploadcare {case['public_key']}:{sig}" == case["authorization"]
@@ -106,7 +106,7 @@ def test_an_api_root_with_a_path_signs_the_full_path() -> None:
 
     url = pool.calls[0]["url"]
     assert url == "http://127.0.0.1:9999/proxy/files/?limit=1&stored=true"
-    expected = signature(
+    expected = request_signature(
         r1["secret_key"], "GET", b"", "application/json", r1["date"], "/proxy/files/?limit=1&stored=true"
     )
     assert pool.calls[0]["headers"]["Authorization"] == f"Uploadcare testpk:{expected}"

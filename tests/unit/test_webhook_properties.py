@@ -25,10 +25,10 @@ from hypothesis import strategies as st
 from devkit.make_events import SAMPLE_SIGNING_SECRET
 from tests.webhook_strategies import Delivery, arbitrary_events, deliveries, tampered_events
 from tests.webhook_support import RecordingQueue, event_for, powertools_for_tests, sample_payload, unit_app
-from uploadcare_s3_copy.config import DEFAULT_MAX_BODY_BYTES
 from uploadcare_s3_copy.copy_request import CopyRequest
 from uploadcare_s3_copy.observability import logger, metrics
 from uploadcare_s3_copy.webhook import WebhookApp
+from uploadcare_s3_copy.webhook.settings import DEFAULT_MAX_BODY_BYTES
 
 # What SQS accepts in a message body: #x9 | #xA | #xD | #x20 to #xD7FF | #xE000 to #xFFFD | #x10000 to #x10FFFF.
 SQS_REFUSES = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")

@@ -28,7 +28,7 @@ from tests.webhook_support import (
     with_signature,
 )
 from uploadcare_s3_copy.secrets import SecretConfigError
-from uploadcare_s3_copy.signature import is_well_formed, sign, verify
+from uploadcare_s3_copy.webhook.signing import is_well_formed, sign, verify
 
 CASES = load_vector("webhook-signature.json")["cases"]
 W2 = next(case for case in CASES if case["name"].startswith("W2"))

@@ -27,15 +27,9 @@ from tests.webhook_support import (
 )
 from uploadcare_s3_copy.copy_request import CopyRequest
 from uploadcare_s3_copy.observability import metrics
-from uploadcare_s3_copy.webhook import (
-    QueueUnavailableError,
-    Refused,
-    SqsCopyQueue,
-    copy_request_from,
-    max_base64_length,
-    parse_payload,
-    read_body,
-)
+from uploadcare_s3_copy.webhook.adapters import QueueUnavailableError, SqsCopyQueue
+from uploadcare_s3_copy.webhook.answers import Refused
+from uploadcare_s3_copy.webhook.rules import copy_request_from, max_base64_length, parse_payload, read_body
 
 UUID = "9f3e6b2a-4c1d-4e8f-a5b7-0d2c8e6f1a43"
 

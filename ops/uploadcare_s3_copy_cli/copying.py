@@ -7,15 +7,17 @@ import argparse
 import contextlib
 from collections.abc import Iterator
 
-from uploadcare_s3_copy.cli.base import EXIT_OK, EXIT_PROBLEMS, MARK_FAIL, MARK_OK
-from uploadcare_s3_copy.cli.context import API_KEY_FIELDS, Context
-from uploadcare_s3_copy.config import CopierSettings
-from uploadcare_s3_copy.copier import CopyService, Deadline, Verified
+from uploadcare_s3_copy.copier.outcomes import Verified
+from uploadcare_s3_copy.copier.rules import Deadline
+from uploadcare_s3_copy.copier.service import CopyService
+from uploadcare_s3_copy.copier.settings import CopierSettings
 from uploadcare_s3_copy.copy_request import CopyRequest
 from uploadcare_s3_copy.observability import logger
 from uploadcare_s3_copy.reasons import CopyFailure
 from uploadcare_s3_copy.secrets import KeyStore, UploadcareKeys
 from uploadcare_s3_copy.uploadcare import Credentials, UploadcareClient
+from uploadcare_s3_copy_cli.base import EXIT_OK, EXIT_PROBLEMS, MARK_FAIL, MARK_OK
+from uploadcare_s3_copy_cli.context import API_KEY_FIELDS, Context
 
 MANUAL_EVENT = "file.uploaded"
 DEFAULT_TIMEOUT_SECONDS = 300.0  # per file, like the copier's default function timeout

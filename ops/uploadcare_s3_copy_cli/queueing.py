@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from uploadcare_s3_copy.cli.base import CliError
+from uploadcare_s3_copy_cli.base import CliError
 
 MAX_BATCH = 10  # SendMessageBatch takes at most ten entries
 SEND_ATTEMPTS = 3
@@ -19,7 +19,9 @@ class FailedEntry:
     problem: str  # SQS's code and message
 
 
-class CopyQueue:
+class BatchSender:
+    """Sends copy requests to the copy queue in batches of ten (SendMessageBatch)."""
+
     def __init__(self, sqs: Any, queue_url: str, *, sleep: Callable[[float], None] = time.sleep) -> None:
         self._sqs = sqs
         self.url = queue_url

@@ -15,9 +15,9 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from uploadcare_s3_copy.cli.base import EXIT_OK, EXIT_PROBLEMS
-from uploadcare_s3_copy.cli.context import Context
-from uploadcare_s3_copy.cli.queueing import MAX_BATCH, queue_depths
+from uploadcare_s3_copy_cli.base import EXIT_OK, EXIT_PROBLEMS
+from uploadcare_s3_copy_cli.context import Context
+from uploadcare_s3_copy_cli.queueing import MAX_BATCH, queue_depths
 
 NO_REASON = "none"  # the group of messages SQS moved after maxReceiveCount (no `reason` attribute)
 PEEK_VISIBILITY_SECONDS = 30  # hidden while the listing is read, then made visible again at once

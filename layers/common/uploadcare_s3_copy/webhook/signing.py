@@ -1,4 +1,4 @@
-"""Uploadcare webhook signatures (uploadcare-facts.md, "Webhooks"; Uploadcare docs, "Webhooks > Signature").
+"""Uploadcare webhook signatures, `X-Uc-Signature` (docs/uploadcare-protocol.md, "Webhook signature").
 
 When a webhook has a signing secret, every delivery carries
     X-Uc-Signature: v1=<hex HMAC-SHA256(signing_secret, raw body bytes)>

@@ -14,16 +14,16 @@ from dataclasses import dataclass
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from uploadcare_s3_copy.cli import copying, webhooks
-from uploadcare_s3_copy.cli.base import EXIT_OK, EXIT_PROBLEMS, MARK_FAIL, MARK_OK, MARK_SKIPPED, CliError
-from uploadcare_s3_copy.cli.context import Context
-from uploadcare_s3_copy.cli.queueing import queue_depths
-from uploadcare_s3_copy.cli.resources import SETTINGS_BY_NAME
-from uploadcare_s3_copy.copier import Deadline
+from uploadcare_s3_copy.copier.rules import Deadline
 from uploadcare_s3_copy.copy_request import CopyRequest
 from uploadcare_s3_copy.reasons import CopyFailure, Reason
 from uploadcare_s3_copy.secrets import REQUIRED_FIELDS
-from uploadcare_s3_copy.uploadcare import UploadcareClient
+from uploadcare_s3_copy_cli import copying, webhooks
+from uploadcare_s3_copy_cli.admin_api import AdminClient
+from uploadcare_s3_copy_cli.base import EXIT_OK, EXIT_PROBLEMS, MARK_FAIL, MARK_OK, MARK_SKIPPED, CliError
+from uploadcare_s3_copy_cli.context import Context
+from uploadcare_s3_copy_cli.queueing import queue_depths
+from uploadcare_s3_copy_cli.resources import SETTINGS_BY_NAME
 
 NAME_WIDTH = 18
 
@@ -63,7 +63,7 @@ class Doctor:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self.r = ctx.resources
-        self.client: UploadcareClient | None = None
+        self.client: AdminClient | None = None
         self.signing_secret = ""
 
     def checks(self, test_copy: str | None) -> list[Callable[[], Check]]:

@@ -11,8 +11,8 @@ import secrets
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from uploadcare_s3_copy.cli.base import EXIT_OK, EXIT_PROBLEMS, MARK_FAIL, MARK_OK, CliError, UsageError
-from uploadcare_s3_copy.cli.context import Context
+from uploadcare_s3_copy_cli.base import EXIT_OK, EXIT_PROBLEMS, MARK_FAIL, MARK_OK, CliError, UsageError
+from uploadcare_s3_copy_cli.context import Context
 
 EVENT = "file.uploaded"
 VERSION = "0.7"

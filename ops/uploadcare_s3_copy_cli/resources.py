@@ -17,9 +17,10 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from uploadcare_s3_copy.cli.base import UsageError
-from uploadcare_s3_copy.config import DEFAULT_API_URL, DEFAULT_PATTERN, parse_bool
-from uploadcare_s3_copy.patterns import PatternError, validate_pattern
+from uploadcare_s3_copy.copier.patterns import PatternError, validate_pattern
+from uploadcare_s3_copy.copier.settings import DEFAULT_PATTERN
+from uploadcare_s3_copy.settings import DEFAULT_API_URL, parse_bool
+from uploadcare_s3_copy_cli.base import UsageError
 
 STACK_ENV = "UPLOADCARE_S3_COPY_STACK"
 _URL = re.compile(r"\Ahttps?://[^/\s]+(/\S*)?\Z")

@@ -1,23 +1,18 @@
-"""Uploadcare REST API v0.7 client on urllib3, signed with the `Uploadcare` scheme.
+"""The Uploadcare REST API v0.7 client the functions use, on urllib3 and one pooled connection manager.
 
-Protocol facts (Uploadcare REST API reference, "Authentication"):
-    Authorization: Uploadcare <public_key>:<signature>
-    signature      = hex(HMAC-SHA1(secret_key, METHOD \\n md5hex(body) \\n Content-Type \\n Date \\n URI))
-The body is serialised once and the very bytes that are signed are sent. GET requests sign
-`application/json` and the md5 of the empty body too. Every request carries the v0.7 `Accept` header.
+`request()` signs and sends any call (docs/uploadcare-protocol.md); the methods here are the calls a Lambda function
+makes: `remote_copy`, `get_file` and the `GET /files/` listing (which the scheduled reconciler also needs). Calls only
+an operator makes (webhooks, project) are built on `request()` in the ops CLI, not here.
 """
 
 from __future__ import annotations
 
 import email.utils
-import hashlib
-import hmac
 import json
 import platform
-import re
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -25,31 +20,15 @@ from urllib.parse import quote, urlsplit
 import urllib3
 
 from uploadcare_s3_copy import __version__
-from uploadcare_s3_copy.reasons import CopyFailure, PermanentFailure, Reason, TransientFailure
+from uploadcare_s3_copy.reasons import PermanentFailure, Reason, TransientFailure
 from uploadcare_s3_copy.s3location import S3Location
+from uploadcare_s3_copy.uploadcare.auth import ACCEPT, CONTENT_TYPE, Credentials, request_signature
+from uploadcare_s3_copy.uploadcare.errors import classify_error
 
-ACCEPT = "application/vnd.uploadcare-v0.7+json"
-CONTENT_TYPE = "application/json"
 DEFAULT_TIMEOUT = urllib3.Timeout(connect=5.0, read=30.0)
-DEFAULT_RETRY_AFTER_SECONDS = 10.0
 USER_AGENT_NAME = "UploadcareS3Copy"
 
 Timeout = urllib3.Timeout | float
-
-
-def string_to_sign(method: str, body: bytes, content_type: str, date: str, uri: str) -> str:
-    return "\n".join([method.upper(), hashlib.md5(body, usedforsecurity=False).hexdigest(), content_type, date, uri])
-
-
-def signature(secret_key: str, method: str, body: bytes, content_type: str, date: str, uri: str) -> str:
-    message = string_to_sign(method, body, content_type, date, uri).encode()
-    return hmac.new(secret_key.encode(), message, hashlib.sha1).hexdigest()
-
-
-@dataclass(frozen=True)
-class Credentials:
-    public_key: str
-    secret_key: str = field(repr=False)
 
 
 class CopyStatus(StrEnum):
@@ -69,67 +48,6 @@ class RemoteCopyResult:
 class FilesPage:
     files: list[dict[str, Any]]
     next_url: str | None  # the `next` URL as Uploadcare sent it: the resume cursor for a backfill
-
-
-class UploadcareAuthError(TransientFailure):
-    """401: wrong keys, a bad signature or a clock more than 15 minutes off. Re-read the secret once, then retry."""
-
-    def __init__(self, detail: str, *, status: int | None = 401, request_id: str | None = None) -> None:
-        super().__init__(Reason.AUTH, detail, status=status, request_id=request_id)
-
-
-_PERMANENT_400 = (
-    # (loose match on the lower-cased `detail`, reason); texts differ slightly between docs and live answers.
-    ("no storage", Reason.STORAGE_NOT_FOUND),
-    ("invalid pattern", Reason.INVALID_PATTERN),
-    ("source", Reason.BAD_SOURCE),
-    ("large files", Reason.TOO_LARGE),
-    ("current plan", Reason.PLAN_NOT_ALLOWED),
-)
-_RETRY_AFTER_IN_TEXT = re.compile(r"in (\d+(?:\.\d+)?) seconds?")
-
-
-def _retry_after(header: str | None, detail: str) -> float:
-    if header:
-        try:
-            return max(0.0, float(header))
-        except ValueError:
-            parsed = email.utils.parsedate_to_datetime(header) if "," in header else None
-            if parsed is not None:
-                return max(0.0, parsed.timestamp() - time.time())
-    found = _RETRY_AFTER_IN_TEXT.search(detail)
-    return float(found.group(1)) if found else DEFAULT_RETRY_AFTER_SECONDS
-
-
-def classify_error(
-    status: int, detail: str, retry_after_header: str | None = None, request_id: str | None = None
-) -> CopyFailure:
-    """Map a non-2xx answer to the failure vocabulary. The status decides first; `detail` only refines a 400."""
-    lowered = detail.lower()
-    transient: Reason | None = None
-    permanent: Reason | None = None
-    if status == 429:
-        retry_after = _retry_after(retry_after_header, detail)
-        return TransientFailure(Reason.THROTTLED, detail, retry_after=retry_after, status=status, request_id=request_id)
-    if status == 401:
-        return UploadcareAuthError(detail, status=status, request_id=request_id)
-    if status >= 500:
-        transient, detail = Reason.SERVER_ERROR, f"HTTP {status}: {detail}"
-    elif status == 408:
-        transient = Reason.TIMEOUT
-    elif status == 404:
-        permanent = Reason.NOT_FOUND
-    elif status == 406:
-        permanent = Reason.NOT_ACCEPTABLE
-    elif status == 400 and "not ready" in lowered:
-        transient = Reason.NOT_READY
-    elif status == 400:
-        permanent = next((reason for needle, reason in _PERMANENT_400 if needle in lowered), None)
-    if transient is not None:
-        return TransientFailure(transient, detail, status=status, request_id=request_id)
-    if permanent is None:
-        permanent, detail = Reason.BAD_REQUEST, f"HTTP {status}: {detail}"
-    return PermanentFailure(permanent, detail, status=status, request_id=request_id)
 
 
 def files_cursor(*, from_datetime: str | None = None, stored: bool | None = None, limit: int = 100) -> str:
@@ -154,7 +72,9 @@ def shared_pool() -> urllib3.PoolManager:
 
 
 @dataclass(frozen=True)
-class _Answer:
+class ApiResponse:
+    """A 2xx answer: status, parsed JSON (None when empty or not JSON), `detail` and headers."""
+
     status: int
     data: Any
     detail: str
@@ -187,7 +107,7 @@ class UploadcareClient:
 
     def signed_headers(self, method: str, uri: str, body: bytes) -> dict[str, str]:
         date = email.utils.formatdate(self._clock(), usegmt=True)
-        sig = signature(self._credentials.secret_key, method, body, CONTENT_TYPE, date, uri)
+        sig = request_signature(self._credentials.secret_key, method, body, CONTENT_TYPE, date, uri)
         return {
             "Accept": ACCEPT,
             "Content-Type": CONTENT_TYPE,
@@ -196,7 +116,7 @@ class UploadcareClient:
             "User-Agent": self._user_agent,
         }
 
-    def _request(self, method: str, path: str, payload: Any = None, timeout: Timeout = DEFAULT_TIMEOUT) -> _Answer:
+    def request(self, method: str, path: str, payload: Any = None, timeout: Timeout = DEFAULT_TIMEOUT) -> ApiResponse:
         """`path` is the API path with its query (`/files/?limit=1`); the signed URI includes any base path."""
         uri = self._base_path + path
         body = b"" if payload is None else json.dumps(payload, separators=(",", ":")).encode()
@@ -222,7 +142,7 @@ class UploadcareClient:
             detail = json.dumps(detail)
         if not detail and response.status >= 300:
             detail = text[:200] or f"HTTP {response.status}"
-        answer = _Answer(response.status, data, detail, response.headers)
+        answer = ApiResponse(response.status, data, detail, response.headers)
         if not 200 <= response.status < 300:
             raise classify_error(response.status, detail, response.headers.get("Retry-After"), request_id)
         return answer
@@ -233,7 +153,7 @@ class UploadcareClient:
         """`POST /files/remote_copy/`. `make_public` and `pattern` are always sent: Uploadcare's own defaults
         (public, the storage's pattern) would make the copy public and its key unpredictable."""
         payload = {"source": source, "target": target, "make_public": make_public, "pattern": pattern}
-        answer = self._request("POST", "/files/remote_copy/", payload, timeout)
+        answer = self.request("POST", "/files/remote_copy/", payload, timeout)
         if answer.status not in (200, 201):
             raise PermanentFailure(
                 Reason.BAD_REQUEST, f"unexpected HTTP {answer.status} from remote_copy", status=answer.status
@@ -253,10 +173,7 @@ class UploadcareClient:
         )
 
     def get_file(self, uuid: str, timeout: Timeout = DEFAULT_TIMEOUT) -> dict[str, Any]:
-        return self._object(self._request("GET", f"/files/{uuid}/", timeout=timeout))
-
-    def get_project(self, timeout: Timeout = DEFAULT_TIMEOUT) -> dict[str, Any]:
-        return self._object(self._request("GET", "/project/", timeout=timeout))
+        return self.json_object(self.request("GET", f"/files/{uuid}/", timeout=timeout))
 
     def list_files_page(self, cursor: str, timeout: Timeout = DEFAULT_TIMEOUT) -> FilesPage:
         """One page of `GET /files/`; `cursor` is a path with query or a `next` URL from an earlier page."""
@@ -264,7 +181,7 @@ class UploadcareClient:
         path = parts.path
         if parts.netloc and self._base_path and path.startswith(self._base_path):
             path = path[len(self._base_path) :]
-        data = self._object(self._request("GET", path + (f"?{parts.query}" if parts.query else ""), timeout=timeout))
+        data = self.json_object(self.request("GET", path + (f"?{parts.query}" if parts.query else ""), timeout=timeout))
         files = data.get("results")
         if not isinstance(files, list):
             raise TransientFailure(Reason.SERVER_ERROR, "GET /files/ answered without a `results` list")
@@ -286,33 +203,8 @@ class UploadcareClient:
             yield page
             cursor = page.next_url
 
-    def list_webhooks(self, timeout: Timeout = DEFAULT_TIMEOUT) -> list[dict[str, Any]]:
-        data = self._request("GET", "/webhooks/", timeout=timeout).data
-        if not isinstance(data, list):
-            raise TransientFailure(Reason.SERVER_ERROR, "GET /webhooks/ did not answer a list")
-        return data
-
-    def create_webhook(
-        self,
-        target_url: str,
-        *,
-        signing_secret: str,
-        event: str = "file.uploaded",
-        is_active: bool = True,
-        timeout: Timeout = DEFAULT_TIMEOUT,
-    ) -> dict[str, Any]:
-        """`POST /webhooks/` with `version` 0.7 sent explicitly (requests without it were treated as older)."""
-        payload = {
-            "target_url": target_url,
-            "event": event,
-            "is_active": is_active,
-            "signing_secret": signing_secret,
-            "version": "0.7",
-        }
-        return self._object(self._request("POST", "/webhooks/", payload, timeout))
-
     @staticmethod
-    def _object(answer: _Answer) -> dict[str, Any]:
+    def json_object(answer: ApiResponse) -> dict[str, Any]:
         if not isinstance(answer.data, dict):
             raise TransientFailure(Reason.SERVER_ERROR, f"expected a JSON object, got HTTP {answer.status}")
         return answer.data

@@ -15,12 +15,12 @@ from typing import TextIO
 from botocore.exceptions import BotoCoreError, ClientError
 
 from uploadcare_s3_copy import __version__
-from uploadcare_s3_copy.cli import backfill, copying, dlq, doctor, webhooks
-from uploadcare_s3_copy.cli.base import EXIT_CODES_HELP, EXIT_INTERRUPTED, EXIT_PROBLEMS, EXIT_USAGE, CliError
-from uploadcare_s3_copy.cli.context import AwsClients, Context
-from uploadcare_s3_copy.cli.resources import SETTINGS, STACK_ENV, add_resource_options, describe_stack, resolve
 from uploadcare_s3_copy.copy_request import is_file_uuid
 from uploadcare_s3_copy.reasons import CopyFailure
+from uploadcare_s3_copy_cli import backfill, copying, dlq, doctor, webhooks
+from uploadcare_s3_copy_cli.base import EXIT_CODES_HELP, EXIT_INTERRUPTED, EXIT_PROBLEMS, EXIT_USAGE, CliError
+from uploadcare_s3_copy_cli.context import AwsClients, Context
+from uploadcare_s3_copy_cli.resources import SETTINGS, STACK_ENV, add_resource_options, describe_stack, resolve
 
 PROG = "uploadcare-s3-copy"
 DESCRIPTION = """Operations for an uploadcare-s3-copy stack: backfill older files, copy chosen files, check the

@@ -11,11 +11,12 @@ from typing import Any, TextIO
 import boto3
 from botocore.config import Config as BotoConfig
 
-from uploadcare_s3_copy.cli.base import CliError
-from uploadcare_s3_copy.cli.queueing import CopyQueue
-from uploadcare_s3_copy.cli.resources import Resources
 from uploadcare_s3_copy.secrets import SecretConfigError, UploadcareKeys, parse_keys
-from uploadcare_s3_copy.uploadcare import Credentials, UploadcareClient
+from uploadcare_s3_copy.uploadcare import Credentials
+from uploadcare_s3_copy_cli.admin_api import AdminClient
+from uploadcare_s3_copy_cli.base import CliError
+from uploadcare_s3_copy_cli.queueing import BatchSender
+from uploadcare_s3_copy_cli.resources import Resources
 
 API_KEY_FIELDS = ("public_key", "secret_key")  # what calling Uploadcare needs; the signing secret is the webhook's
 # An operator waits at a terminal: fail in seconds rather than minutes, but ride out a throttled AWS API.
@@ -75,9 +76,9 @@ class Context:
         except SecretConfigError as error:
             raise CliError(str(error)) from error
 
-    def uploadcare(self) -> UploadcareClient:
+    def uploadcare(self) -> AdminClient:
         keys = self.keys()
-        return UploadcareClient(Credentials(keys.public_key, keys.secret_key), self.resources.api_url)
+        return AdminClient(Credentials(keys.public_key, keys.secret_key), self.resources.api_url)
 
-    def copy_queue(self) -> CopyQueue:
-        return CopyQueue(self.aws("sqs"), str(self.resources.queue_url), sleep=self.sleep)
+    def copy_queue(self) -> BatchSender:
+        return BatchSender(self.aws("sqs"), str(self.resources.queue_url), sleep=self.sleep)

@@ -21,11 +21,11 @@ from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
-from uploadcare_s3_copy.cli.base import EXIT_INTERRUPTED, EXIT_OK, CliError, UsageError
-from uploadcare_s3_copy.cli.context import Context
 from uploadcare_s3_copy.copy_request import CopyRequest, is_file_uuid, now_iso
 from uploadcare_s3_copy.reasons import CopyFailure, Reason, TransientFailure
 from uploadcare_s3_copy.uploadcare import FilesPage, files_cursor
+from uploadcare_s3_copy_cli.base import EXIT_INTERRUPTED, EXIT_OK, CliError, UsageError
+from uploadcare_s3_copy_cli.context import Context
 
 STATE_VERSION = 1
 DEFAULT_PAGE_SIZE = 100

@@ -1,7 +1,0 @@
-"""`python -m uploadcare_s3_copy.cli`: the same as the `uploadcare-s3-copy` console script."""
-
-import sys
-
-from uploadcare_s3_copy.cli.app import main
-
-sys.exit(main())

@@ -1,0 +1,50 @@
+"""The copier's I/O on SQS: giving records back sooner, and the dead-letter queue with machine-readable reasons."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from uploadcare_s3_copy.observability import logger
+from uploadcare_s3_copy.reasons import CopyFailure
+
+DLQ_DETAIL_LIMIT = 1000
+
+
+class Redelivery:
+    """Shortens the wait of given-back records (ChangeMessageVisibility on the copy queue). Best effort: when it
+    fails, or no queue URL is configured, SQS redelivers after the queue's visibility timeout as usual."""
+
+    def __init__(self, sqs: Any, queue_url: str) -> None:
+        self._sqs = sqs
+        self._queue_url = queue_url
+
+    def delay(self, receipt_handle: str, seconds: int) -> None:
+        if not self._queue_url:
+            return
+        try:
+            self._sqs.change_message_visibility(
+                QueueUrl=self._queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=seconds
+            )
+        except (ClientError, BotoCoreError) as error:
+            logger.warning("Could not shorten a retry's wait", extra={"error": type(error).__name__})
+
+
+class DeadLetters:
+    """Sends a permanently failed request to the DLQ: the original body unchanged, the reason as attributes."""
+
+    def __init__(self, sqs: Any, dlq_url: str) -> None:
+        self._sqs = sqs
+        self._dlq_url = dlq_url
+
+    def send(self, body: str, failure: CopyFailure, uuid: str | None) -> None:
+        attributes = {
+            "reason": {"DataType": "String", "StringValue": str(failure.reason)},
+            "detail": {"DataType": "String", "StringValue": failure.detail[:DLQ_DETAIL_LIMIT] or "-"},
+        }
+        if uuid:
+            attributes["uuid"] = {"DataType": "String", "StringValue": uuid}
+        if failure.request_id:
+            attributes["uploadcare_request_id"] = {"DataType": "String", "StringValue": failure.request_id}
+        self._sqs.send_message(QueueUrl=self._dlq_url, MessageBody=body, MessageAttributes=attributes)

@@ -1,0 +1,229 @@
+"""The copier function's wiring: one SQS batch of copy requests -> remote copies proved with head_object, or the
+DLQ with a reason (docs/design.md, "Copier: one record's outcomes"). Per record:
+  1. parse the copy request (a malformed one goes straight to the DLQ: `invalid_copy_request`);
+  2. Powertools idempotency keyed on file UUID + target + pattern + effects (never the SQS message id, which
+     changes on every redelivery): a finished copy is not repeated, a copy in progress elsewhere is retried later;
+  3. `CopyService`: the remote copy and its proof;
+  4. success | transient (batch item failure: SQS redelivers) | permanent (sent to the DLQ with `reason` and
+     `detail`, then reported done; if that send fails, reported failed so nothing is lost).
+Records of a batch run concurrently on a bounded thread pool: each spends its time waiting on the network.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.utilities.batch import process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+    IdempotencyPersistenceLayerError,
+)
+from botocore.config import Config as BotoConfig
+from botocore.exceptions import BotoCoreError, ClientError
+
+from uploadcare_s3_copy.copier.adapters import DeadLetters, Redelivery
+from uploadcare_s3_copy.copier.batch import ConcurrentBatchProcessor, RetryLater
+from uploadcare_s3_copy.copier.outcomes import RecordOutcome
+from uploadcare_s3_copy.copier.rules import Deadline, idempotency_key, retry_delay
+from uploadcare_s3_copy.copier.service import CopyService
+from uploadcare_s3_copy.copier.settings import CopierSettings, load_copier_settings
+from uploadcare_s3_copy.copy_request import CopyRequest, InvalidCopyRequest
+from uploadcare_s3_copy.observability import logger, metrics
+from uploadcare_s3_copy.reasons import CopyFailure, PermanentFailure, Reason, TransientFailure
+from uploadcare_s3_copy.secrets import KeyStore, SecretConfigError, UploadcareKeys
+from uploadcare_s3_copy.uploadcare.auth import Credentials
+from uploadcare_s3_copy.uploadcare.client import UploadcareClient
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+IDEMPOTENCY_KEY_PREFIX = "uploadcare-s3-copy"
+COPIER_SECRET_FIELDS = ("public_key", "secret_key")
+
+
+class Copier:
+    """Everything one container needs, built once at cold start and reused by every warm invocation."""
+
+    def __init__(
+        self,
+        settings: CopierSettings,
+        *,
+        service: CopyService,
+        dead_letters: DeadLetters,
+        key_store: KeyStore,
+        persistence: DynamoDBPersistenceLayer,
+        redelivery: Redelivery | None = None,
+    ) -> None:
+        self.settings = settings
+        self._service = service
+        self._dead_letters = dead_letters
+        self._redelivery = redelivery
+        self._key_store = key_store
+        self._idempotency = IdempotencyConfig(
+            expires_after_seconds=settings.idempotency_ttl_seconds, raise_on_no_idempotency_key=True
+        )
+        # The persistence layer is configured once here, before any thread uses it (its first configure is racy).
+        persistence.configure(self._idempotency, key_prefix=IDEMPOTENCY_KEY_PREFIX)
+        self._copy_once = idempotent_function(
+            self._copy_unguarded,
+            data_keyword_argument="copy_key",
+            persistence_store=persistence,
+            config=self._idempotency,
+            key_prefix=IDEMPOTENCY_KEY_PREFIX,
+        )
+        self._pool = ThreadPoolExecutor(max_workers=settings.copy_concurrency, thread_name_prefix="copy")
+        self._ran = threading.local()
+
+    def handle(self, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        self._idempotency.register_lambda_context(context)
+        deadline = Deadline.of(context)
+        try:
+            # Read once per invocation on the main thread: cold threads would each call Secrets Manager.
+            keys = self._key_store.get()
+        except SecretConfigError:
+            logger.exception("The Uploadcare secret is unusable; every record is given back")
+            raise
+        outcomes: list[RecordOutcome] = []
+        given_back: list[tuple[str, int]] = []
+
+        def record_handler(record: SQSRecord) -> str:
+            outcome = self.process_record(record, keys, deadline)
+            outcomes.append(outcome)
+            if outcome.give_back:
+                count = int(record.attributes.approximate_receive_count or 1)
+                given_back.append((record.receipt_handle, retry_delay(outcome.reason, outcome.retry_after, count)))
+                raise RetryLater(f"{outcome.reason}: given back to the queue")
+            return outcome.outcome
+
+        response = process_partial_response(event, record_handler, ConcurrentBatchProcessor(self._pool), context)
+        if self._redelivery is not None:
+            for receipt_handle, seconds in given_back:
+                self._redelivery.delay(receipt_handle, seconds)
+        self._add_metrics(outcomes)
+        return dict(response)
+
+    def process_record(self, record: SQSRecord, keys: UploadcareKeys, deadline: Deadline) -> RecordOutcome:
+        started = time.monotonic()
+        try:
+            request = CopyRequest.from_message(record.body)
+        except InvalidCopyRequest as error:
+            return self._dead_letter(record, None, PermanentFailure(Reason.INVALID_COPY_REQUEST, str(error)), started)
+        logger.thread_safe_append_keys(file_uuid=request.uuid, message_id=record.message_id)
+        try:
+            self._ran.value = False
+            stored = self._copy_once(
+                copy_key=idempotency_key(request, self.settings), request=request, keys=keys, deadline=deadline
+            )
+            if not self._ran.value:
+                logger.info("Duplicate copy request: already copied and verified", extra={"copy": stored})
+                return RecordOutcome("duplicate", request.uuid, time.monotonic() - started)
+            logger.info("Copy verified", extra={"copy": stored})
+            return RecordOutcome(str(stored["status"]), request.uuid, time.monotonic() - started, size=request.size)
+        except PermanentFailure as failure:
+            return self._dead_letter(record, request, failure, started)
+        except TransientFailure as failure:
+            logger.warning(
+                "Copy failed for now; given back to the queue",
+                extra={"reason": str(failure.reason), "detail": failure.detail, "status": failure.status},
+            )
+            return RecordOutcome(
+                "retry",
+                request.uuid,
+                time.monotonic() - started,
+                reason=failure.reason,
+                retry_after=failure.retry_after,
+            )
+        except IdempotencyAlreadyInProgressError:
+            logger.info("The same copy is in progress elsewhere; given back to the queue")
+            return RecordOutcome("retry", request.uuid, time.monotonic() - started, reason=Reason.IN_PROGRESS)
+        except IdempotencyPersistenceLayerError as error:
+            logger.warning("Idempotency table unavailable; given back", extra={"error": type(error).__name__})
+            return RecordOutcome("retry", request.uuid, time.monotonic() - started, reason=Reason.AWS_UNAVAILABLE)
+        finally:
+            logger.thread_safe_clear_keys()
+
+    def _copy_unguarded(
+        self, copy_key: dict[str, str], request: CopyRequest, keys: UploadcareKeys, deadline: Deadline
+    ) -> dict[str, Any]:
+        """Runs only when no finished copy is recorded for `copy_key`; what it returns is stored and replayed."""
+        self._ran.value = True
+        return self._service.copy_and_verify(request, keys, deadline).as_record()
+
+    def _dead_letter(
+        self, record: SQSRecord, request: CopyRequest | None, failure: CopyFailure, started: float
+    ) -> RecordOutcome:
+        uuid = request.uuid if request else None
+        extra = {"reason": str(failure.reason), "detail": failure.detail, "status": failure.status}
+        try:
+            self._dead_letters.send(record.body, failure, uuid)
+        except (ClientError, BotoCoreError):
+            logger.error("DLQ send failed; the record is given back so it is not lost", extra=extra)
+            return RecordOutcome("retry", uuid, time.monotonic() - started, reason=Reason.AWS_UNAVAILABLE)
+        logger.error("Copy failed permanently; sent to the dead-letter queue", extra=extra)
+        return RecordOutcome("dead_lettered", uuid, time.monotonic() - started, reason=failure.reason)
+
+    @staticmethod
+    def _add_metrics(outcomes: list[RecordOutcome]) -> None:
+        names = {"copied": "CopySucceeded", "already_exists": "CopyAlreadyExisted", "duplicate": "CopyDuplicate"}
+        for outcome in outcomes:
+            if outcome.outcome in names:
+                metrics.add_metric(name=names[outcome.outcome], unit=MetricUnit.Count, value=1)
+                metrics.add_metric(name="CopyLatency", unit=MetricUnit.Milliseconds, value=outcome.seconds * 1000)
+                if outcome.outcome == "copied":
+                    metrics.add_metric(name="BytesCopied", unit=MetricUnit.Bytes, value=outcome.size)
+            else:
+                failed = outcome.outcome == "dead_lettered"
+                metrics.add_metric(name="CopyFailed" if failed else "CopyRetried", unit=MetricUnit.Count, value=1)
+                if outcome.reason is Reason.VERIFICATION_FAILED:
+                    metrics.add_metric(name="VerificationFailed", unit=MetricUnit.Count, value=1)
+                if outcome.reason is not None:  # the fixed vocabulary of reasons.py: a small set of values
+                    with single_metric(
+                        name="CopyFailed" if failed else "CopyRetried",
+                        unit=MetricUnit.Count,
+                        value=1,
+                        namespace=metrics.namespace,
+                    ) as by_reason:
+                        by_reason.add_dimension(name="reason", value=str(outcome.reason))
+
+
+def build_copier(environ: Mapping[str, str]) -> Copier:
+    """The container's copier from its environment (design.md contract); a bad configuration raises ConfigError."""
+    settings = load_copier_settings(environ)
+    # Clients are created once per container; boto3 honours AWS_ENDPOINT_URL for local servers by itself.
+    aws_config = BotoConfig(
+        connect_timeout=5,
+        read_timeout=15,
+        retries={"max_attempts": 3, "mode": "standard"},
+        max_pool_connections=max(10, settings.copy_concurrency),
+    )
+    s3 = boto3.client("s3", config=aws_config)
+    sqs = boto3.client("sqs", config=aws_config)
+    dynamodb = boto3.client("dynamodb", config=aws_config)
+    key_store = KeyStore(settings.secret_id, required=COPIER_SECRET_FIELDS)
+    api_url = settings.api_url
+
+    def client_factory(keys: UploadcareKeys) -> UploadcareClient:
+        return UploadcareClient(Credentials(keys.public_key, keys.secret_key), api_url)
+
+    return Copier(
+        settings,
+        service=CopyService(settings, s3=s3, key_store=key_store, client_factory=client_factory),
+        dead_letters=DeadLetters(sqs, settings.dlq_url),
+        key_store=key_store,
+        persistence=DynamoDBPersistenceLayer(
+            table_name=settings.idempotency_table, key_attr="id", expiry_attr="expiration", boto3_client=dynamodb
+        ),
+        redelivery=Redelivery(sqs, settings.copy_queue_url),
+    )

@@ -1,0 +1,38 @@
+"""What the copier produces: a verified copy, and one record's outcome."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from uploadcare_s3_copy.reasons import Reason
+from uploadcare_s3_copy.uploadcare.client import CopyStatus
+
+
+@dataclass(frozen=True)
+class Verified:
+    """A copy proved by head_object."""
+
+    status: CopyStatus
+    bucket: str
+    key: str
+    size: int
+
+    def as_record(self) -> dict[str, Any]:
+        return {"status": str(self.status), "bucket": self.bucket, "key": self.key, "size": self.size}
+
+
+@dataclass(frozen=True)
+class RecordOutcome:
+    """What happened to one SQS record; metrics are added from these, on the main thread, after the batch."""
+
+    outcome: str  # copied | already_exists | duplicate | dead_lettered | retry
+    uuid: str | None
+    seconds: float
+    reason: Reason | None = None
+    size: int = 0
+    retry_after: float | None = None  # what Uploadcare asked for (429 Retry-After), when giving back
+
+    @property
+    def give_back(self) -> bool:
+        return self.outcome == "retry"
