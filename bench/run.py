@@ -1,6 +1,7 @@
 """`make bench`: cold start, warm cost, copier throughput, calls per file, memory and package size of the two
 functions, side by side with a BASELINE webhook written the obvious way (bench/baseline: it copies inside the
-request). A benchmark, not a test: it prints Markdown tables and writes bench/results.json and bench/throughput.png.
+request). A benchmark, not a test: it prints Markdown tables, writes them into docs/performance.md, and writes
+bench/results.json and bench/throughput.png.
 
     .venv/bin/python -m bench.run [--runs 7] [--files N] [--quick]
 
@@ -49,7 +50,7 @@ from bench.harness import (
 )
 from bench.package_size import package_sizes
 from bench.plot import plot_throughput
-from bench.stats import Summary, human_bytes, markdown_table, mib, ratio
+from bench.stats import Summary, human_bytes, markdown_table, mib, ratio, with_tables
 from devkit.flow import LocalFlow
 from devkit.servers import aws_env, moto_server
 
@@ -599,6 +600,9 @@ def report(results: Mapping[str, Any]) -> str:
     return "\n".join(out)
 
 
+DOCS = BENCH.parent / "docs" / "performance.md"
+
+
 def memory_of(cold: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> dict[str, float]:
     """Peak RSS (KiB) of each function's processes during the throughput run (the cold runs' too, if higher)."""
     feed = [float(r["webhook_feed"]["maxrss_kib"]) for r in rows if r.get("webhook_feed")]
@@ -623,6 +627,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a short run to try the benchmark out (not for figures)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--plot", type=Path, default=PLOT)
+    parser.add_argument(
+        "--docs", type=Path, default=DOCS, help="the document whose bench markers get the tables (not with --quick)"
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.runs, args.warm, args.warm_runs, args.files = 2, 50, 2, args.files or 40
@@ -665,9 +672,14 @@ def main(argv: list[str] | None = None) -> int:
         args.plot,
         f"{m['cpu']}, {m['cores']} cores, Python {m['python']}, load {m['load_average'][0]:.2f}",
     )
+    tables = report(results)
     print()
-    print(report(results))
-    print(f"\nWrote {args.out} and {args.plot}.")
+    print(tables)
+    written = [args.out, args.plot]
+    if not args.quick:  # a quick run's figures are not worth keeping
+        args.docs.write_text(with_tables(args.docs.read_text(encoding="utf-8"), tables), encoding="utf-8")
+        written.append(args.docs)
+    print(f"\nWrote {', '.join(str(path) for path in written)}.")
     return 0
 
 

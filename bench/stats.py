@@ -1,4 +1,5 @@
-"""Pure helpers of `make bench`: medians with min and max, and the Markdown tables it prints and the README shows."""
+"""Pure helpers of `make bench`: medians with min and max, and the Markdown tables it prints and writes into
+docs/performance.md."""
 
 from __future__ import annotations
 
@@ -75,3 +76,18 @@ def human_bytes(count: float) -> str:
         if count >= size:
             return f"{count / size:.1f} {unit}"
     return f"{count:.0f} B"
+
+
+BEGIN_MARKER = "<!-- bench:begin"
+END_MARKER = "<!-- bench:end -->"
+
+
+def with_tables(document: str, tables: str) -> str:
+    """`document` with what lies between its bench markers replaced by `tables` (headings one level up: `##`)."""
+    begin = document.find(BEGIN_MARKER)
+    end = document.find(END_MARKER)
+    if begin < 0 or end < begin:
+        raise ValueError(f"no {BEGIN_MARKER} ... {END_MARKER} markers to write the tables between")
+    start = document.index("\n", begin) + 1
+    body = "\n".join(line[1:] if line.startswith("###") else line for line in tables.strip("\n").splitlines())
+    return document[:start] + body + "\n" + document[end:]

@@ -1,4 +1,4 @@
-"""A recorded session of the `uploadcare-s3-copy` operations CLI against the local servers (the README's one).
+"""A recorded session of the `uploadcare-s3-copy` operations CLI against the local servers (docs/operations.md).
 
 `python -m devkit.cli_session` starts a moto server and the Uploadcare emulator, builds a stack from template.yaml
 (devkit.local_resources), publishes it as a CloudFormation stack on moto (so `--stack demo` reads outputs and

@@ -2,7 +2,7 @@
 
 It serves the endpoints this project uses (`POST /files/remote_copy/`, `GET /files/`, `GET /files/<uuid>/`,
 `GET /project/`, `GET`/`POST /webhooks/`) over real HTTP and checks requests as strictly as Uploadcare documents
-them (REST API reference, "Authentication" and the endpoint pages; distilled in uploadcare-facts.md):
+them (REST API reference, "Authentication" and the endpoint pages; summed up in docs/uploadcare-protocol.md):
 
 * a route that does not exist, including a path without its trailing slash: 404 `{"detail": "Not found."}`;
 * `Accept` other than `application/vnd.uploadcare-v0.7+json`: 406, the one answer sent as `application/json`;
@@ -22,7 +22,7 @@ Two ways to use it:
   prints its URL on the first line of stdout and serves until SIGTERM or SIGINT. It is then driven through the
   unsigned admin API under `/__emulator__/` (see `_admin`).
 
-Choices where Uploadcare's behaviour is undocumented (uploadcare-facts.md marks them unverified): `${effects}`
+Choices where Uploadcare's behaviour is undocumented (docs/uploadcare-protocol.md marks them open): `${effects}`
 renders as the operations exactly as written in the CDN URL (`-/resize/200x/`); a webhook created without
 `version` is stored with version `""` (such requests have been treated as older versions); `previous` links of
 `GET /files/` are always null.
@@ -74,7 +74,7 @@ DEMO_PUBLIC_KEY = "demopublickey"
 DEMO_SECRET_KEY = "demosecretkey"  # noqa: S105 - the emulator's made-up default, guarding nothing
 WEBHOOK_EVENTS = ("file.uploaded", "file.infected", "file.stored", "file.deleted", "file.info_updated")
 
-# `detail` texts as Uploadcare writes them (spec and uploadcare-facts.md).
+# `detail` texts as Uploadcare writes them (the REST API reference and docs/uploadcare-protocol.md).
 NOT_FOUND = "Not found."
 BAD_ACCEPT = "Incorrect Accept header provided. Make sure to specify API version. Refer to REST API docs for details."
 BAD_CREDENTIALS = "Incorrect authentication credentials."

@@ -73,7 +73,7 @@ def _file_info(*, stored: bool) -> dict[str, Any]:
 
 
 def webhook_payload(event: str, *, hook_id: int, stored: bool = False) -> dict[str, Any]:
-    """A v0.7 webhook body (uploadcare-facts.md, "Webhooks") for the sample file."""
+    """A v0.7 webhook body (docs/uploadcare-protocol.md, "Webhooks") for the sample file."""
     return {
         "initiator": {
             "type": "api",

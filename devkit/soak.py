@@ -16,7 +16,7 @@ What it does, on a moto server and the Uploadcare emulator (devkit/flow.py wires
   SQS event source would (`devkit.sqs_poller`), so duplicates meet copies in progress and copies already done;
 * rotates the Uploadcare REST secret key (in the emulator and in Secrets Manager) a third of the way through, and
   the webhook signing secret (in Secrets Manager first, then in what "Uploadcare" signs with) two thirds of the
-  way, as README "Deploy" says to;
+  way, as docs/deploy.md says to;
 * models Uploadcare's own webhook retries: a delivery answered with anything but 2xx is sent again later.
 
 Then it checks, per file: every good one verified in S3 (right key, right size) with exactly one successful remote
@@ -230,7 +230,7 @@ def _rotate_secret_key(flow: LocalFlow, seed: int) -> None:
 
 
 def _rotate_signing_secret(flow: LocalFlow, sender: _Uploadcare, seed: int) -> None:
-    """A new webhook signing secret: into Secrets Manager first, then into Uploadcare's webhook (README, "Deploy")."""
+    """A new webhook signing secret: into Secrets Manager first, then into Uploadcare's webhook (docs/deploy.md)."""
     signing_secret = _SIGNING_SECRET.format(seed=seed)[:32]  # Uploadcare allows at most 32 characters
     flow.stack.put_secret(secret_key=_SECRET_KEY.format(seed=seed), webhook_signing_secret=signing_secret)
     sender.signing_secret = signing_secret

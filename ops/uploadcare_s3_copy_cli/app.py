@@ -199,7 +199,7 @@ needs: --secret-id and --webhook-url (or --stack)""",
         dlq.list_command,
         "show the dead-letter queue grouped by failure reason, with examples, without consuming it",
         f"""Messages are received with a {dlq.PEEK_VISIBILITY_SECONDS} s visibility timeout and made visible again
-at once. Reasons are the copier's (README, Failure reasons); `{dlq.NO_REASON}` means SQS moved the message after
+at once. Reasons are the copier's (docs/design.md, Failure reasons); `{dlq.NO_REASON}` means SQS moved the message after
 maxReceiveCount transient failures. Exits 1 when the queue holds messages.
 
 needs: --dlq-url (or --stack)""",

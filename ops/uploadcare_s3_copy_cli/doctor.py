@@ -85,7 +85,7 @@ class Doctor:
                     False,
                     f"{self.r.secret_id} does not exist",
                     f"aws secretsmanager create-secret --name {self.r.secret_id} --secret-string file://secret.json "
-                    f"(with {', '.join(REQUIRED_FIELDS)}; README, Deploy step 1)",
+                    f"(with {', '.join(REQUIRED_FIELDS)}; docs/deploy.md, step 1)",
                 )
             return Check(name, False, f"cannot read {self.r.secret_id}: {_aws_problem(error)}", _read_fix())
         except CliError as error:
@@ -214,7 +214,7 @@ class Doctor:
                 Reason.STORAGE_NOT_FOUND: "check UploadcareStorageName (--storage) against the project's storages",
                 Reason.UNEXPECTED_BUCKET: "the storage points at another bucket: align TargetBucketName (--bucket)",
                 Reason.NOT_FOUND: "give the UUID of a file that exists in this project",
-            }.get(failure.reason, "see the README's failure reasons")
+            }.get(failure.reason, "see docs/design.md, Failure reasons")
             return Check(name, False, f"{uuid}: {failure.reason}: {failure.detail}", fix)
         return Check(name, True, f"{uuid} → {copying.describe(verified)}")
 

@@ -2,9 +2,9 @@
 
 `--stack NAME` reads the deployed stack's Outputs (queue URLs, table, WebhookUrl) and Parameters (secret, storage,
 bucket, prefix, pattern, API URL): what `sam deploy` was given is what the CLI uses. An option or an environment
-variable overrides the stack's value. The environment variables are the functions' own (design.md, "Configuration
-contract"), so a shell that has a function's environment can run the CLI as is; `make demo`'s local servers are
-reached the same way, with `AWS_ENDPOINT_URL` honoured by boto3 itself.
+variable overrides the stack's value. The environment variables are the functions' own (docs/configuration.md),
+so a shell that has a function's environment can run the CLI as is; `make demo`'s local servers are reached the
+same way, with `AWS_ENDPOINT_URL` honoured by boto3 itself.
 """
 
 from __future__ import annotations

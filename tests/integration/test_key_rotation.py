@@ -126,7 +126,7 @@ def test_both_secrets_rotated_mid_run_cost_one_reread_per_container_and_lose_not
     flow.run_copier()
     webhook, copier = containers.of(("webhook_signing_secret",)), containers.of(("public_key", "secret_key"))
 
-    # When both secrets are rotated, as README "Deploy" says (Secrets Manager first, then Uploadcare), ten files
+    # When both secrets are rotated, as docs/deploy.md says (Secrets Manager first, then Uploadcare), ten files
     # are uploaded and delivered signed with the new signing secret, and two deliveries Uploadcare had signed
     # before the switch arrive late
     flow.stack.put_secret(secret_key=NEW_SECRET_KEY, webhook_signing_secret=NEW_SIGNING_SECRET)

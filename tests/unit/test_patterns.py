@@ -1,4 +1,4 @@
-"""Pattern validation and key prediction (uploadcare-facts.md, `POST /files/remote_copy/`)."""
+"""Pattern validation and key prediction (docs/uploadcare-protocol.md, `POST /files/remote_copy/`)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Every documented Uploadcare answer maps to one reason of the failure vocabulary (uploadcare-facts.md)."""
+"""Every documented Uploadcare answer maps to one reason of the failure vocabulary (docs/uploadcare-protocol.md)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The copy request: the SQS message every entry point (webhook, backfill, manual) puts on the copy queue.
 
-design.md, "Copy request": JSON, versioned,
+docs/design.md, "The copy request": JSON, versioned,
     {"version": 1, "uuid", "size", "original_filename", "mime_type", "cdn_url", "event", "received_at", "origin"}
 """
 

@@ -1,6 +1,6 @@
 """The failure vocabulary: one machine-readable reason per way a copy can fail.
 
-The same strings appear in logs, metrics, the DLQ's `reason` message attribute and the README.
+The same strings appear in logs, metrics, the DLQ's `reason` message attribute and docs/design.md, "Failure reasons".
 """
 
 from enum import StrEnum

@@ -199,7 +199,7 @@ class Copier:
 
 
 def build_copier(environ: Mapping[str, str]) -> Copier:
-    """The container's copier from its environment (design.md contract); a bad configuration raises ConfigError."""
+    """The container's copier from its environment (docs/configuration.md); a bad configuration raises ConfigError."""
     settings = load_copier_settings(environ)
     # Clients are created once per container; boto3 honours AWS_ENDPOINT_URL for local servers by itself.
     aws_config = BotoConfig(

@@ -1,4 +1,4 @@
-"""The webhook's answers to Uploadcare (docs/design.md, "Webhook function: answers").
+"""The webhook's answers to Uploadcare (docs/design.md, "Webhook function: the answers").
 
 202 {"status": "queued", "uuid": ...}                 valid signature, file.uploaded, valid file: one copy request
 200 {"status": "ignored", "reason": ...}              other event, or filtered out (SKIP_DERIVED): nothing queued

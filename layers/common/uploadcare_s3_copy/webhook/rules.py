@@ -1,7 +1,7 @@
 """The webhook's decisions, as plain functions: size cap, signature, then JSON and field validation.
 
 Steps run in this order, so unauthenticated bytes are measured and signature-checked but never parsed. Each step
-returns what the next needs or raises `Refused` carrying the answer (docs/design.md, "Webhook function").
+returns what the next needs or raises `Refused` carrying the answer (docs/design.md, "Webhook function: the answers").
 A signing secret missing from the secret is a deployment error: it is raised, never read as "accept unsigned".
 """
 

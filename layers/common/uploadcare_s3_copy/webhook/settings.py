@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from uploadcare_s3_copy.settings import EnvReader, parse_bool
 
-# A file event is a few KiB; the cap is at most 1 MiB (docs/design.md, "Webhook function").
+# A file event is a few KiB; the cap is at most 1 MiB (docs/configuration.md).
 DEFAULT_MAX_BODY_BYTES = 256 * 1024
 MAX_BODY_BYTES_LIMIT = 1024 * 1024
 
