@@ -5,21 +5,14 @@ SHELL := /bin/bash
 VENV     := .venv
 SAM_VENV := .venv-sam
 CHECKOV_VENV := .venv-checkov
+LOCK_VENV := .venv-lock
 PY       := $(VENV)/bin/python
 SRC      := layers/common/uploadcare_s3_copy ops functions devkit tests scripts bench
 
-.PHONY: help venv sam-venv test lint types unit integration demo soak lock clean
+.PHONY: help venv sam-venv test lint types unit devtools integration demo soak lock clean layer-check
 
-help:
-	@echo "make demo   - the whole flow on loopback (moto server + local Uploadcare emulator), no AWS account"
-	@echo "make test   - lint, types and every test suite (sets up .venv on first run)"
-	@echo "make test-sam-local - the built functions in a Lambda-like container (real sam local invoke; needs Docker or root)"
-	@echo "make soak   - fault soak at full size: 1,000 files through both functions with faults (about 3 minutes)"
-	@echo "make bench  - performance against an obvious-way baseline webhook (a few minutes; README, Performance)"
-	@echo "make invoke FUNCTION=WebhookFunction EVENT=events/<file>.json - one function in-process against local servers"
-	@echo "make iac-scan - checkov over template.yaml (also part of make test)"
-	@echo "make lock   - re-pin requirements/dev.txt from requirements/dev.in"
-	@echo "make clean  - remove virtualenvs and build output"
+help: ## this list: every target, with what it does
+	@awk 'BEGIN {FS = ":[^#]*## "} /^[a-zA-Z_-]+:[^#]*## / {printf "make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 # The dev venv also has the project installed (editable) for its `uploadcare-s3-copy` command; code changes need no
 # reinstall, a change to pyproject.toml's [project] table does: `make clean venv`.
@@ -29,46 +22,46 @@ $(VENV)/.stamp: requirements/dev.txt scripts/make-venv.sh
 $(SAM_VENV)/.stamp: requirements/sam.txt
 	scripts/make-venv.sh $(SAM_VENV) requirements/sam.txt
 
-venv: $(VENV)/.stamp
-sam-venv: $(SAM_VENV)/.stamp
+venv: $(VENV)/.stamp ## the development virtualenv .venv (with the project installed, editable)
+sam-venv: $(SAM_VENV)/.stamp ## the SAM CLI in its own virtualenv, .venv-sam
 
-test: lint types unit devtools integration template template-check iac-scan sam-build layer-check
+test: lint types unit devtools integration template template-check iac-scan sam-build layer-check ## lint, types and every test suite (what CI runs, with test-sam-local)
 
-lint: venv
+lint: venv ## ruff check and ruff format --check (what pre-commit runs)
 	$(VENV)/bin/ruff check $(SRC)
 	$(VENV)/bin/ruff format --check $(SRC)
 
-types: venv
+types: venv ## mypy, strict
 	$(VENV)/bin/mypy
 
-unit: venv
+unit: venv ## the unit tests (no network)
 	$(PY) -m pytest tests/unit
 
 # Tests of the dev tooling (bench statistics, the sam-local check's parsing), apart from the product's unit tests.
-devtools: venv
+devtools: venv ## the tests of the dev tooling (bench statistics, the sam-local check)
 	$(PY) -m pytest tests/devtools
 
-integration: venv
+integration: venv ## the integration tests (real HTTP on loopback: moto server, Uploadcare emulator)
 	$(PY) -m pytest tests/integration
 
-demo: venv
+demo: venv ## the whole flow on loopback (moto server + local Uploadcare emulator), no AWS account
 	$(PY) -m devkit.demo
 
 # The fault soak at full size (`make test` runs a reduced one): prints a summary table; SOAK_ARGS="--seed N" replays.
-soak: venv
+soak: venv ## fault soak at full size: 1,000 files through both functions with faults (about 3 minutes)
 	$(PY) -m devkit.soak --files 1000 $(SOAK_ARGS)
 
 # The benchmark (not a test, not in `make test`): tables on stdout, bench/results.json and bench/throughput.png, in a
 # few minutes. BENCH_ARGS="--quick" tries it out; BENCH_ARGS="--files 1000" runs 1,000 files at every concurrency.
 .PHONY: bench
-bench: venv
+bench: venv ## performance against an obvious-way baseline; writes docs/performance.md (a few minutes)
 	$(PY) -m bench.run $(BENCH_ARGS)
 
 # `sam local invoke` without Docker: make invoke FUNCTION=WebhookFunction EVENT=events/webhook-file-uploaded.json
 FUNCTION ?= WebhookFunction
 EVENT    ?= events/webhook-file-uploaded.json
 .PHONY: invoke
-invoke: venv
+invoke: venv ## one function in-process against local servers: FUNCTION=WebhookFunction EVENT=events/<file>.json
 	$(PY) -m devkit.invoke $(FUNCTION) -e $(EVENT)
 
 # The SAM application, offline: its own tests, cfn-lint (exits 2 on errors and 4 on warnings only; make fails on
@@ -77,10 +70,10 @@ SAM_ENV := AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACC
            AWS_EC2_METADATA_DISABLED=true SAM_CLI_TELEMETRY=0
 .PHONY: template template-check sam-build
 
-template: venv
+template: venv ## the template's own tests (tests/template)
 	$(PY) -m pytest tests/template
 
-template-check: venv sam-venv
+template-check: venv sam-venv ## cfn-lint and sam validate --lint
 	$(VENV)/bin/cfn-lint template.yaml
 	$(SAM_ENV) $(SAM_VENV)/bin/sam validate --lint
 
@@ -91,29 +84,36 @@ template-check: venv sam-venv
 $(CHECKOV_VENV)/.stamp: requirements/checkov.txt
 	scripts/make-venv.sh $(CHECKOV_VENV) requirements/checkov.txt
 
-iac-scan: $(CHECKOV_VENV)/.stamp
+iac-scan: $(CHECKOV_VENV)/.stamp ## checkov over template.yaml (also part of make test)
 	BC_SKIP_MAPPING=TRUE $(CHECKOV_VENV)/bin/checkov --file template.yaml --framework cloudformation \
 	  --skip-download --compact --quiet
 
-sam-build: sam-venv
+sam-build: sam-venv ## sam build for arm64 into .aws-sam/build
 	PATH="$$(dirname "$$(scripts/find-python.sh)"):$$PATH" $(SAM_ENV) \
 	  $(SAM_VENV)/bin/sam build --build-dir .aws-sam/build --parameter-overrides Architecture=arm64
 
 # What the build packed into the common layer: the functions' package and its pinned dependencies, no CLI.
-layer-check: venv
+layer-check: venv ## what sam build packed into the common layer: its package and pinned dependencies, no CLI
 	$(PY) -m pytest tests/build
 
 # Real `sam local invoke` of the built functions in a Lambda-like container, against a moto server and the Uploadcare
 # emulator on the Docker bridge. Uses this machine's Docker engine, else (root + apt-get) a private one it starts and
 # stops; SAM_LOCAL_OPTIONAL=1 skips it where neither is possible. See scripts/sam-local/run.sh.
 .PHONY: test-sam-local
-test-sam-local: venv sam-venv
+test-sam-local: venv sam-venv ## the built functions in a Lambda-like container (real sam local invoke; needs Docker or root)
 	scripts/sam-local/run.sh
 
-lock: venv
+lock: venv $(LOCK_VENV)/.stamp ## re-pin requirements/dev.txt from dev.in, then the layer's requirements.txt from it
 	$(PY) -m pip install --quiet -r requirements/dev.in
 	{ echo '# Full pinned development environment (generated from dev.in with `make lock`; do not edit by hand).'; \
 	  $(PY) -m pip freeze --exclude-editable; } > requirements/dev.txt  # the project itself is installed editable
+	CUSTOM_COMPILE_COMMAND="make lock" $(LOCK_VENV)/bin/pip-compile --quiet --generate-hashes --strip-extras \
+	  --no-emit-index-url --no-emit-find-links -c requirements/dev.txt \
+	  -o layers/common/requirements.txt layers/common/requirements.in
 
-clean:
-	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) .aws-sam .mypy_cache .pytest_cache .ruff_cache
+# pip-tools for `make lock`, in a virtualenv of its own (it is not a dependency of the code).
+$(LOCK_VENV)/.stamp: requirements/lock.txt
+	scripts/make-venv.sh $(LOCK_VENV) requirements/lock.txt
+
+clean: ## remove virtualenvs and build output
+	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) $(LOCK_VENV) .aws-sam .mypy_cache .pytest_cache .ruff_cache

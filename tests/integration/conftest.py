@@ -33,7 +33,7 @@ def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
     return moto_endpoint
 
 
-# --- The local Uploadcare emulator (devkit/emulator.py), one per test ------------------------------------------
+# --- The local Uploadcare emulator (devkit/emulator/), one per test ------------------------------------------
 
 EMULATOR_PUBLIC_KEY = "test-public-key"
 EMULATOR_SECRET_KEY = "test-secret-key"

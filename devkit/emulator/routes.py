@@ -1,0 +1,488 @@
+"""The emulator's HTTP answers: the signed REST API routes, checked as strictly as Uploadcare documents them,
+and the unsigned admin API under `/__emulator__/`."""
+
+from __future__ import annotations
+
+import email.utils
+import hmac
+import json
+import re
+import uuid as uuidlib
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qs, urlencode
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from devkit.emulator.state import (
+    _NGINX_PAGES,
+    _ROUTES,
+    ADMIN_PREFIX,
+    API_CONTENT_TYPE,
+    BAD_ACCEPT,
+    BAD_CREDENTIALS,
+    BAD_SIGNATURE,
+    BAD_SOURCE,
+    DEFAULT_PAGE_SIZE,
+    MAX_CLOCK_SKEW_SECONDS,
+    MAX_COPY_BYTES,
+    MAX_PAGE_SIZE,
+    NO_STORAGE,
+    NOT_FOUND,
+    NOT_READY,
+    PROJECT_ID,
+    SIMPLE_AUTH_OVER_HTTP,
+    SOURCE_REQUIRED,
+    TOO_LARGE,
+    CopyStats,
+    EmulatedFile,
+    Fault,
+    Project,
+    RequestRecord,
+    _boolean,
+    _CopyArguments,
+    _iso,
+    _parse_datetime,
+    _webhook_problems,
+    file_content,
+    parse_source,
+)
+from uploadcare_s3_copy.copier.patterns import PatternError, expand_pattern, validate_pattern
+from uploadcare_s3_copy.uploadcare import ACCEPT, request_signature
+
+
+@dataclass(frozen=True)
+class _Request:
+    method: str
+    uri: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]  # lower-case names
+    body: bytes
+    api_root: str  # `http://<Host>/`: absolute URLs in answers point back the way the client came
+
+
+@dataclass(frozen=True)
+class _Reply:
+    status: int
+    body: bytes
+    content_type: str = API_CONTENT_TYPE
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+def _json_reply(status: int, data: Any, *, content_type: str = API_CONTENT_TYPE, **headers: str) -> _Reply:
+    body = json.dumps(data, ensure_ascii=False).encode()
+    return _Reply(status, body, content_type, tuple((k.replace("_", "-"), v) for k, v in headers.items()))
+
+
+def _error(status: int, detail: str, **headers: str) -> _Reply:
+    return _json_reply(status, {"detail": detail}, **headers)
+
+
+class RestApi(Project):
+    """`handle(request)` answers one HTTP request as Uploadcare (or the admin API) would."""
+
+    def _date_is_fresh(self, date: str) -> bool:
+        try:
+            sent = email.utils.parsedate_to_datetime(date)
+        except (TypeError, ValueError, IndexError):
+            return False
+        if sent.tzinfo is None:
+            sent = sent.replace(tzinfo=UTC)
+        return abs(sent.timestamp() - self.clock()) <= MAX_CLOCK_SKEW_SECONDS
+
+    def _authenticate(self, request: _Request) -> _Reply | None:
+        scheme, _, param = request.headers.get("authorization", "").strip().partition(" ")
+        if scheme == "Uploadcare.Simple":
+            return _error(400, SIMPLE_AUTH_OVER_HTTP)
+        public_key, colon, sent_signature = param.strip().partition(":")
+        if scheme != "Uploadcare" or not colon or not public_key or not sent_signature:
+            return _error(401, BAD_CREDENTIALS)
+        if public_key != self.public_key:
+            return _error(401, f"Public key {public_key} not found.")
+        date = request.headers.get("date", "")
+        if not self._date_is_fresh(date):
+            return _error(401, BAD_CREDENTIALS)
+        with self._lock:
+            secret_key = self._secret_key
+        content_type = request.headers.get("content-type", "")
+        expected = request_signature(secret_key, request.method, request.body, content_type, date, request.uri)
+        if not hmac.compare_digest(expected.encode(), sent_signature.encode("utf-8", "replace")):
+            return _error(401, BAD_SIGNATURE)
+        return None
+
+    @staticmethod
+    def _accepts_v07(accept: str) -> bool:
+        return any(part.split(";")[0].strip() == ACCEPT for part in accept.split(","))
+
+    def handle(self, request: _Request) -> _Reply | None:
+        """One HTTP request; None means "close without answering" (the emulator is stopping)."""
+        if request.path.startswith(ADMIN_PREFIX):
+            return self._admin(request)
+        reply = self._api(request)
+        if reply is not None:
+            request_id = dict(reply.headers).get("X-Uploadcare-Request-Id", "")
+            with self._lock:
+                self._request_counts[f"{request.method} {request.path}"] += 1
+                self._requests.append(RequestRecord(request.method, request.uri, reply.status, request_id))
+        return reply
+
+    def _api(self, request: _Request) -> _Reply | None:
+        request_id = str(uuidlib.uuid4())
+        reply = self._api_answer(request)
+        if reply is None:
+            return None
+        return replace(reply, headers=(*reply.headers, ("X-Uploadcare-Request-Id", request_id)))
+
+    def _api_answer(self, request: _Request) -> _Reply | None:
+        # The order of Django REST framework, which Uploadcare's API shows signs of: URL resolution, content
+        # negotiation (406), authentication (401), then the method (405) and the view.
+        route: str | None = None
+        params: dict[str, str] = {}
+        for pattern, name in _ROUTES:
+            found = pattern.match(request.path)
+            if found:
+                route, params = name, found.groupdict()
+                break
+        if route is None:
+            return _error(404, NOT_FOUND)
+        if not self._accepts_v07(request.headers.get("accept", "")):
+            return _json_reply(406, {"detail": BAD_ACCEPT}, content_type="application/json")
+        refused = self._authenticate(request)
+        if refused is not None:
+            return refused
+        views: dict[tuple[str, str], Callable[[_Request, dict[str, str]], _Reply | None]] = {
+            ("files", "GET"): self._list_files,
+            ("remote_copy", "POST"): self._remote_copy,
+            ("file", "GET"): self._get_file,
+            ("project", "GET"): self._get_project,
+            ("webhooks", "GET"): self._list_webhooks,
+            ("webhooks", "POST"): self._create_webhook,
+        }
+        view = views.get((route, request.method))
+        if view is None:
+            return _error(405, f'Method "{request.method}" not allowed.')
+        return view(request, params)
+
+    @staticmethod
+    def _form(request: _Request) -> tuple[dict[str, Any], _Reply | None]:
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if not request.body:
+            return {}, None
+        if content_type == "application/json":
+            try:
+                data = json.loads(request.body)
+            except ValueError as error:
+                return {}, _error(400, f"JSON parse error - {error}")
+            if not isinstance(data, dict):
+                return {}, _error(400, f"Invalid data. Expected a dictionary, but got {type(data).__name__}.")
+            return data, None
+        if content_type == "application/x-www-form-urlencoded":
+            form = parse_qs(request.body.decode("utf-8", "replace"), keep_blank_values=True)
+            return {name: values[-1] for name, values in form.items()}, None
+        return {}, _error(415, f'Unsupported media type "{content_type}" in request.')
+
+    # -- API views ----------------------------------------------------------------------------------------------
+
+    def _remote_copy(self, request: _Request, _params: dict[str, str]) -> _Reply | None:
+        data, refused = self._form(request)
+        if refused is not None:
+            return refused
+        arguments = self._copy_arguments(data)
+        if isinstance(arguments, str):
+            return _error(400, arguments)
+        with self._lock:
+            emulated = self._files.get(arguments.uuid)
+            if emulated is None or emulated.removed:
+                return _error(404, NOT_FOUND)
+            stats = self._stats[emulated.uuid]
+            stats.calls += 1
+            fault = self._faults[emulated.uuid].popleft() if self._faults[emulated.uuid] else None
+            delay = self._copy_delay
+        if fault is not None:
+            faulted = self._fault_reply(fault)
+            if faulted is not None or self._stopping.is_set():
+                return faulted
+        if emulated.size > MAX_COPY_BYTES:
+            return _error(400, TOO_LARGE)
+        if delay and self._stopping.wait(delay):
+            return None
+        return self._copy_object(emulated, arguments, stats)
+
+    def _copy_arguments(self, data: dict[str, Any]) -> _CopyArguments | str:
+        """The validated body of a `remote_copy`, or the `detail` of the 400 that refuses it."""
+        source = data.get("source")
+        if source is None or source == "":
+            return SOURCE_REQUIRED
+        parsed = parse_source(source) if isinstance(source, str) else None
+        if parsed is None:
+            return BAD_SOURCE
+        target = data.get("target")
+        if target is None or target == "":
+            return "`target` parameter is required."
+        with self._lock:
+            storage = self._storages.get(target) if isinstance(target, str) else None
+        if storage is None:
+            return NO_STORAGE
+        make_public = _boolean(data.get("make_public", True))
+        if make_public is None:
+            return "`make_public` must be either true or false."
+        pattern = data.get("pattern")
+        if pattern is None:
+            pattern = storage.pattern  # omitted: the storage's own pattern
+        try:
+            validate_pattern(pattern if isinstance(pattern, str) else "")
+        except PatternError as error:
+            return f"Invalid pattern provided: {error}"
+        return _CopyArguments(parsed[0], parsed[1], storage, make_public, pattern)
+
+    def _copy_object(self, emulated: EmulatedFile, arguments: _CopyArguments, stats: CopyStats) -> _Reply:
+        storage = arguments.storage
+        key = storage.prefix + expand_pattern(
+            arguments.pattern, emulated.uuid, emulated.original_filename, arguments.effects
+        )
+        result = f"s3://{storage.bucket}/{key}"
+        try:
+            if self._object_exists(storage.bucket, key):
+                with self._lock:
+                    stats.already_exists += 1
+                body = {"type": "url", "result": result} if self._already_exists_with_result else {"type": "url"}
+                return _json_reply(200, body)
+            written = file_content(emulated.uuid, emulated.size + 1 if emulated.wrong_size else emulated.size)
+            acl = {"ACL": "public-read"} if arguments.make_public else {}
+            self._s3.put_object(Bucket=storage.bucket, Key=key, Body=written, ContentType=emulated.mime_type, **acl)
+        except (BotoCoreError, ClientError) as error:
+            return _error(500, f"The emulator could not write to S3: {error}")
+        with self._lock:
+            stats.copies += 1
+        return _json_reply(201, {"type": "url", "result": result})
+
+    def _fault_reply(self, fault: Fault) -> _Reply | None:
+        """The scripted answer, or None to go on with the copy (after a slow fault's wait)."""
+        if fault.kind == "throttled":
+            unit = "second" if fault.retry_after == 1 else "seconds"
+            detail = f"Request was throttled. Expected available in {fault.retry_after} {unit}."
+            return _error(429, detail, Retry_After=str(fault.retry_after))
+        if fault.kind == "not_ready":
+            return _error(400, NOT_READY)
+        if fault.kind == "server_error":
+            if fault.status in _NGINX_PAGES:
+                title = f"{fault.status} {_NGINX_PAGES[fault.status]}"
+                page = f"<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n<center><h1>{title}</h1></center>"
+                page += "\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
+                return _Reply(fault.status, page.encode(), "text/html")
+            return _error(fault.status, "A server error occurred.")
+        self._stopping.wait(fault.seconds)
+        return None
+
+    def _object_exists(self, bucket: str, key: str) -> bool:
+        try:
+            self._s3.head_object(Bucket=bucket, Key=key)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+        return True
+
+    def _get_file(self, request: _Request, params: dict[str, str]) -> _Reply:
+        with self._lock:
+            emulated = self._files.get(params["uuid"])
+        if emulated is None:
+            return _error(404, NOT_FOUND)
+        return _json_reply(200, self._file_info(emulated, request.api_root))
+
+    def _get_project(self, _request: _Request, _params: dict[str, str]) -> _Reply:
+        project = {"name": self.project_name, "pub_key": self.public_key, "autostore_enabled": True}
+        return _json_reply(200, {**project, "collaborators": []})
+
+    def _list_files(self, request: _Request, _params: dict[str, str]) -> _Reply:
+        """`GET /files/`: filtered by `stored`/`removed`, ordered by upload time, bounded by `from`/`to` (inclusive).
+
+        `next` moves the bound to the first file not yet listed, plus `offset` files with that same time already
+        listed, as Uploadcare's own `next` links do (`?from=...&limit=...&offset=0`).
+        """
+        query = {name: values[-1] for name, values in request.query.items()}
+        try:
+            limit = min(int(query.get("limit", DEFAULT_PAGE_SIZE)), MAX_PAGE_SIZE)
+            offset = int(query.get("offset", 0))
+        except ValueError:
+            return _error(400, "`limit` and `offset` must be integers.")
+        if limit < 1 or offset < 0:
+            return _error(400, "`limit` must be positive and `offset` not negative.")
+        ordering = query.get("ordering", "datetime_uploaded")
+        if ordering not in ("datetime_uploaded", "-datetime_uploaded"):
+            return _error(400, "`ordering` must be datetime_uploaded or -datetime_uploaded.")
+        stored = _boolean(query["stored"]) if "stored" in query else None
+        removed = _boolean(query.get("removed", "false"))
+        if removed is None or ("stored" in query and stored is None):
+            return _error(400, "`stored` and `removed` must be true or false.")
+        try:
+            lower = _parse_datetime(query["from"]) if "from" in query else None
+            upper = _parse_datetime(query["to"]) if "to" in query else None
+        except ValueError:
+            return _error(400, "`from` and `to` must be ISO 8601 date-times (YYYY-MM-DDTHH:MM:SSZ).")
+
+        with self._lock:
+            everything = list(enumerate(self._files.values()))  # insertion order breaks ties of equal times
+        kept = [(n, f) for n, f in everything if f.removed == removed and (stored is None or f.stored == stored)]
+        descending = ordering.startswith("-")
+        kept.sort(key=lambda item: (item[1].datetime_uploaded, item[0]), reverse=descending)
+        window = [
+            f
+            for _, f in kept
+            if (lower is None or f.datetime_uploaded >= lower) and (upper is None or f.datetime_uploaded <= upper)
+        ]
+        page = window[offset : offset + limit]
+        next_url: str | None = None
+        if len(window) > offset + limit:
+            first_unlisted = window[offset + limit].datetime_uploaded
+            listed_at_that_time = sum(1 for f in window[: offset + limit] if f.datetime_uploaded == first_unlisted)
+            cursor = {**query, ("to" if descending else "from"): first_unlisted.isoformat()}
+            cursor.update(limit=str(limit), offset=str(listed_at_that_time))
+            next_url = f"{request.api_root}files/?{urlencode(cursor)}"
+        present = [f for _, f in everything if not f.removed]
+        return _json_reply(
+            200,
+            {
+                "next": next_url,
+                "previous": None,
+                "total": len(kept),
+                "totals": {
+                    "removed": sum(1 for _, f in everything if f.removed),
+                    "stored": sum(1 for f in present if f.stored),
+                    "unstored": sum(1 for f in present if not f.stored),
+                },
+                "per_page": limit,
+                "results": [self._file_info(f, request.api_root) for f in page],
+            },
+        )
+
+    def _list_webhooks(self, _request: _Request, _params: dict[str, str]) -> _Reply:
+        return _json_reply(200, self.webhooks())
+
+    def _create_webhook(self, request: _Request, _params: dict[str, str]) -> _Reply:
+        data, refused = self._form(request)
+        if refused is not None:
+            return refused
+        problem = next(_webhook_problems(data), None)
+        if problem is not None:
+            return _error(400, problem)
+        now = _iso(datetime.fromtimestamp(self.clock(), UTC))
+        with self._lock:
+            if any(h["target_url"] == data["target_url"] and h["event"] == data["event"] for h in self._webhooks):
+                return _error(400, "A webhook with this target URL and event already exists.")
+            hook = {
+                "id": len(self._webhooks) + 1,
+                "project": PROJECT_ID,
+                "created": now,
+                "updated": now,
+                "event": data["event"],
+                "target_url": data["target_url"],
+                "is_active": _boolean(data.get("is_active", True)),
+                "signing_secret": data.get("signing_secret") or "",
+                "version": data.get("version", ""),  # omitted: stored as an older version would be
+            }
+            self._webhooks.append(hook)
+        return _json_reply(201, dict(hook))
+
+    # -- admin API (unsigned) -----------------------------------------------------------------------------------
+
+    def _admin(self, request: _Request) -> _Reply:
+        """The unsigned admin API, for an emulator running in another process:
+
+        GET    /__emulator__/                               state: url, project, storages, settings
+        POST   /__emulator__/files                          register a file (add_file's arguments as JSON)
+        GET    /__emulator__/files/<uuid>                   the file object
+        DELETE /__emulator__/files/<uuid>                   mark it deleted
+        POST   /__emulator__/files/<uuid>/faults            {"faults": [{"kind": "throttled", "retry_after": 3}, ...]}
+        PUT    /__emulator__/files/<uuid>/flags             {"wrong_size": true}
+        GET    /__emulator__/files/<uuid>/webhook-body      ?target_url=...: a file.uploaded delivery body
+        GET    /__emulator__/counters                       requests by method and path, copies per file
+        GET    /__emulator__/requests                       the request log
+        PUT    /__emulator__/settings                       {"copy_delay": 0.3, "already_exists_with_result": true}
+        POST   /__emulator__/secret-key                     {"secret_key": "..."}: rotate
+        """
+        path = "/" + request.path[len(ADMIN_PREFIX) :].strip("/")
+        data: dict[str, Any] = {}
+        if request.body:
+            try:
+                loaded = json.loads(request.body)
+            except ValueError as error:
+                return _error(400, f"JSON parse error - {error}")
+            if not isinstance(loaded, dict):
+                return _error(400, "expected a JSON object")
+            data = loaded
+        file_route = re.match(r"^/files/(?P<uuid>[^/]+)(?P<rest>/[a-z-]+)?$", path)
+        try:
+            if file_route:
+                return self._admin_file(request, file_route.group("uuid"), file_route.group("rest") or "", data)
+            return self._admin_project(request, path, data)
+        except KeyError as error:
+            return _error(404, str(error.args[0]) if error.args else NOT_FOUND)
+        except (TypeError, ValueError) as error:
+            return _error(400, str(error))
+
+    def _admin_project(self, request: _Request, path: str, data: dict[str, Any]) -> _Reply:
+        method = request.method
+        if (method, path) == ("GET", "/"):
+            return _json_reply(200, self._state())
+        if (method, path) == ("POST", "/files"):
+            uploaded = data.pop("datetime_uploaded", None)
+            if uploaded is not None:
+                data["datetime_uploaded"] = _parse_datetime(str(uploaded))
+            emulated = self.add_file(**data)
+            return _json_reply(201, self._file_info(emulated, request.api_root))
+        if (method, path) == ("GET", "/counters"):
+            with self._lock:
+                files = {uuid: asdict(stats) for uuid, stats in self._stats.items()}
+            return _json_reply(200, {"requests": self.request_counts(), "files": files})
+        if (method, path) == ("GET", "/requests"):
+            return _json_reply(200, [asdict(record) for record in self.requests])
+        if (method, path) == ("PUT", "/settings"):
+            if "copy_delay" in data:
+                self.copy_delay = float(data["copy_delay"])
+            if "already_exists_with_result" in data:
+                flag = _boolean(data["already_exists_with_result"])
+                if flag is None:
+                    raise ValueError("already_exists_with_result must be true or false")
+                self.already_exists_with_result = flag
+            return _json_reply(200, self._state())
+        if (method, path) == ("POST", "/secret-key"):
+            self.rotate_secret_key(str(data.get("secret_key") or ""))
+            return _json_reply(200, {"rotated": True})
+        return _error(404, NOT_FOUND)
+
+    def _admin_file(self, request: _Request, uuid: str, rest: str, data: dict[str, Any]) -> _Reply:
+        method = request.method
+        if (method, rest) == ("GET", ""):
+            return _json_reply(200, self.file_info(uuid, request.api_root))
+        if (method, rest) == ("DELETE", ""):
+            self.remove_file(uuid)
+            return _json_reply(200, self.file_info(uuid, request.api_root))
+        if (method, rest) == ("POST", "/faults"):
+            faults = data.get("faults")
+            if not isinstance(faults, list) or not all(isinstance(f, dict) for f in faults):
+                raise ValueError('expected {"faults": [{"kind": ...}, ...]}')
+            self.script(uuid, *(Fault.from_json(f) for f in faults))
+            return _json_reply(200, {"pending": [f.to_json() for f in self.pending_faults(uuid)]})
+        if (method, rest) == ("PUT", "/flags"):
+            flag = _boolean(data.get("wrong_size"))
+            if flag is None:
+                raise ValueError("wrong_size must be true or false")
+            self.set_wrong_size(uuid, flag)
+            return _json_reply(200, {"wrong_size": flag})
+        if (method, rest) == ("GET", "/webhook-body"):
+            options = {name: values[-1] for name, values in request.query.items()}
+            return _json_reply(200, self.file_uploaded_body(uuid, **options))
+        return _error(404, NOT_FOUND)
+
+    def _state(self) -> dict[str, Any]:
+        return {
+            "url": self.url,
+            "project": {"name": self.project_name, "pub_key": self.public_key},
+            "storages": [asdict(storage) for storage in self.storages.values()],
+            "copy_delay": self.copy_delay,
+            "already_exists_with_result": self.already_exists_with_result,
+        }
