@@ -141,7 +141,7 @@ def test_dashboard_reads_the_namespace_and_service_the_functions_write() -> None
 
 
 def test_every_custom_metric_on_the_dashboard_is_emitted_by_the_code() -> None:
-    source = "\n".join(path.read_text() for path in PACKAGE.glob("*.py"))
+    source = "\n".join(path.read_text() for path in PACKAGE.rglob("*.py"))
     custom = {line[1] for line in dashboard_metrics() if not line[0].startswith("AWS/")}
 
     never_emitted = {name for name in custom if f'"{name}"' not in source}
