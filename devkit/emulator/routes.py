@@ -17,25 +17,8 @@ from urllib.parse import parse_qs, urlencode
 from botocore.exceptions import BotoCoreError, ClientError
 
 from devkit.emulator.state import (
-    _NGINX_PAGES,
-    _ROUTES,
-    ADMIN_PREFIX,
-    API_CONTENT_TYPE,
-    BAD_ACCEPT,
-    BAD_CREDENTIALS,
-    BAD_SIGNATURE,
-    BAD_SOURCE,
-    DEFAULT_PAGE_SIZE,
-    MAX_CLOCK_SKEW_SECONDS,
     MAX_COPY_BYTES,
-    MAX_PAGE_SIZE,
-    NO_STORAGE,
-    NOT_FOUND,
-    NOT_READY,
     PROJECT_ID,
-    SIMPLE_AUTH_OVER_HTTP,
-    SOURCE_REQUIRED,
-    TOO_LARGE,
     CopyStats,
     EmulatedFile,
     Fault,
@@ -51,6 +34,32 @@ from devkit.emulator.state import (
 )
 from uploadcare_s3_copy.copier.patterns import PatternError, expand_pattern, validate_pattern
 from uploadcare_s3_copy.uploadcare import ACCEPT, request_signature
+
+API_CONTENT_TYPE = ACCEPT  # answers are sent with the same media type the client asks for
+ADMIN_PREFIX = "/__emulator__/"
+MAX_CLOCK_SKEW_SECONDS = 15 * 60  # "The date you provide MUST NOT exceed the 15-minute offset" (Authentication)
+MAX_BODY_BYTES = 1024**2
+MAX_PAGE_SIZE = 1000
+DEFAULT_PAGE_SIZE = 100
+# `detail` texts as Uploadcare writes them (the REST API reference and docs/uploadcare-protocol.md).
+NOT_FOUND = "Not found."
+BAD_ACCEPT = "Incorrect Accept header provided. Make sure to specify API version. Refer to REST API docs for details."
+BAD_CREDENTIALS = "Incorrect authentication credentials."
+BAD_SIGNATURE = "Invalid signature. Please check your Secret key."
+SIMPLE_AUTH_OVER_HTTP = "Simple authentication over HTTP is forbidden. Please, use HTTPS or signed requests instead."
+SOURCE_REQUIRED = "`source` parameter is required."
+BAD_SOURCE = "Bad `source` parameter. Use UUID or CDN URL."
+NO_STORAGE = "Project has no storage with provided name."
+NOT_READY = "File is not ready yet."
+TOO_LARGE = "Copying of large files is not supported at the moment."
+_ROUTES = (
+    (re.compile(r"^/files/$"), "files"),
+    (re.compile(r"^/files/remote_copy/$"), "remote_copy"),
+    (re.compile(r"^/files/(?P<uuid>[^/]+)/$"), "file"),
+    (re.compile(r"^/project/$"), "project"),
+    (re.compile(r"^/webhooks/$"), "webhooks"),
+)
+_NGINX_PAGES = {502: "Bad Gateway", 503: "Service Temporarily Unavailable", 504: "Gateway Time-out"}
 
 
 @dataclass(frozen=True)

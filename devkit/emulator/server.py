@@ -12,13 +12,11 @@ from typing import Any, Self, cast
 from urllib.parse import parse_qs, urlsplit
 
 from devkit.emulator.routes import (
+    MAX_BODY_BYTES,
     RestApi,
     _error,
     _Reply,
     _Request,
-)
-from devkit.emulator.state import (
-    MAX_BODY_BYTES,
 )
 
 # ---------------------------------------------------------------------------------------------------------------

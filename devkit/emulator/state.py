@@ -19,44 +19,18 @@ from urllib.parse import quote
 import boto3
 
 from uploadcare_s3_copy.copy_request import UUID_PATTERN
-from uploadcare_s3_copy.uploadcare import ACCEPT
 
-API_CONTENT_TYPE = ACCEPT  # answers are sent with the same media type the client asks for
-ADMIN_PREFIX = "/__emulator__/"
 MAX_COPY_BYTES = 5 * 1024**3  # "File size MUST NOT exceed 5 GB." (remote_copy endpoint page)
 MAX_CONTENT_BYTES = 64 * 1024**2  # bytes the emulator is willing to generate for one file
-MAX_CLOCK_SKEW_SECONDS = 15 * 60  # "The date you provide MUST NOT exceed the 15-minute offset" (Authentication)
-MAX_BODY_BYTES = 1024**2
-MAX_PAGE_SIZE = 1000
-DEFAULT_PAGE_SIZE = 100
 PROJECT_ID = 4242
 DEMO_PUBLIC_KEY = "demopublickey"
 DEMO_SECRET_KEY = "demosecretkey"  # noqa: S105 - the emulator's made-up default, guarding nothing
 WEBHOOK_EVENTS = ("file.uploaded", "file.infected", "file.stored", "file.deleted", "file.info_updated")
 
-# `detail` texts as Uploadcare writes them (the REST API reference and docs/uploadcare-protocol.md).
-NOT_FOUND = "Not found."
-BAD_ACCEPT = "Incorrect Accept header provided. Make sure to specify API version. Refer to REST API docs for details."
-BAD_CREDENTIALS = "Incorrect authentication credentials."
-BAD_SIGNATURE = "Invalid signature. Please check your Secret key."
-SIMPLE_AUTH_OVER_HTTP = "Simple authentication over HTTP is forbidden. Please, use HTTPS or signed requests instead."
-SOURCE_REQUIRED = "`source` parameter is required."
-BAD_SOURCE = "Bad `source` parameter. Use UUID or CDN URL."
-NO_STORAGE = "Project has no storage with provided name."
-NOT_READY = "File is not ready yet."
-TOO_LARGE = "Copying of large files is not supported at the moment."
 
-_ROUTES = (
-    (re.compile(r"^/files/$"), "files"),
-    (re.compile(r"^/files/remote_copy/$"), "remote_copy"),
-    (re.compile(r"^/files/(?P<uuid>[^/]+)/$"), "file"),
-    (re.compile(r"^/project/$"), "project"),
-    (re.compile(r"^/webhooks/$"), "webhooks"),
-)
 _CDN_SOURCE = re.compile(
     r"^https?://[^/?#]+/(?P<uuid>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})(?:/(?P<rest>[^?#]*))?$"
 )
-_NGINX_PAGES = {502: "Bad Gateway", 503: "Service Temporarily Unavailable", 504: "Gateway Time-out"}
 
 
 # ---------------------------------------------------------------------------------------------------------------

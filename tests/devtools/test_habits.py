@@ -6,6 +6,7 @@ import re
 import subprocess
 
 import yaml
+from packaging.utils import canonicalize_name
 
 from tests.conftest import ROOT
 
@@ -13,7 +14,7 @@ PIN = re.compile(r"^(?P<name>[A-Za-z0-9_.\-]+)(?:\[[^\]]*\])?==(?P<version>\S+)"
 
 
 def _pins(text: str) -> dict[str, str]:
-    return {re.sub(r"[-_.]+", "-", m["name"]).lower(): m["version"] for m in PIN.finditer(text)}
+    return {canonicalize_name(m["name"]): m["version"] for m in PIN.finditer(text)}
 
 
 def test_the_layer_pins_are_the_dev_locks_pins_with_hashes() -> None:
