@@ -94,7 +94,7 @@ sam-build: sam-venv ## sam build for arm64 into .aws-sam/build
 
 # What the build packed into the common layer: the functions' package and its pinned dependencies, no CLI.
 layer-check: venv ## what sam build packed into the common layer: its package and pinned dependencies, no CLI
-	$(PY) -m pytest tests/build
+	$(PY) -m pytest tests/layer
 
 # Real `sam local invoke` of the built functions in a Lambda-like container, against a moto server and the Uploadcare
 # emulator on the Docker bridge. Uses this machine's Docker engine, else (root + apt-get) a private one it starts and
