@@ -1,4 +1,4 @@
-"""The build checks read files only: every socket is refused (pytest-socket): every socket is refused (pytest-socket)."""
+"""The layer checks read files only: every socket is refused (pytest-socket)."""
 
 from collections.abc import Iterator
 
