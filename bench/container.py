@@ -45,7 +45,7 @@ def _stub_webhook_aws(signing_secret: str) -> None:
     def send(_self: Any, _message: str) -> None:
         return None
 
-    secrets.secrets_manager_fetcher = lambda: get_secret
+    secrets.secrets_manager_fetcher = lambda config=None: get_secret
     adapters.SqsCopyQueue.send = send  # type: ignore[method-assign,assignment]
 
 

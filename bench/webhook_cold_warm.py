@@ -59,7 +59,7 @@ event = json.loads(open(event_path, encoding="utf-8").read())
 if mode == "stub":
     from uploadcare_s3_copy import secrets
     from uploadcare_s3_copy.webhook import adapters
-    secrets.secrets_manager_fetcher = lambda: (lambda _id, _force: {"webhook_signing_secret": secret})
+    secrets.secrets_manager_fetcher = lambda config=None: (lambda _id, _force: {"webhook_signing_secret": secret})
     adapters.SqsCopyQueue.send = lambda self, message: None
 def answer():
     response = handle_webhook.lambda_handler(event, LambdaContext(function_name="bench-webhook"))

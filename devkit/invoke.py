@@ -67,7 +67,7 @@ def local_servers(aws_endpoint: str | None) -> Iterator[str]:
         yield endpoint
 
 
-def run(function: str, event: dict[str, Any], aws_endpoint: str | None, timeout: float) -> int:
+def run(function: str, event: dict[str, Any], aws_endpoint: str | None, timeout: float | None) -> int:
     with local_servers(aws_endpoint) as endpoint:
         os.environ.update(aws_env(endpoint))
         with UploadcareEmulator(aws_endpoint=endpoint) as emulator:
@@ -92,7 +92,8 @@ def run(function: str, event: dict[str, Any], aws_endpoint: str | None, timeout:
             requests = register_event_files(event, emulator) if function == "CopierFunction" else []
             handler = load_handler(stack, function)
             logger.registered_handler.setStream(sys.stderr)  # type: ignore[attr-defined]
-            context = LambdaContext(function_name=function, timeout_seconds=timeout)
+            seconds = timeout if timeout is not None else stack.timeouts.get(function, 30.0)
+            context = LambdaContext(function_name=function, timeout_seconds=seconds)
             with contextlib.redirect_stdout(sys.stderr):  # EMF metrics and logs to stderr, the answer to stdout
                 response = handler(event, context)
             print(json.dumps(response, indent=2, ensure_ascii=False))
@@ -115,7 +116,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("function", help="logical id in template.yaml: WebhookFunction or CopierFunction")
     parser.add_argument("-e", "--event", type=Path, required=True, help="event file, e.g. events/<name>.json")
     parser.add_argument("--aws-endpoint", help="use this running moto server instead of starting one")
-    parser.add_argument("--timeout", type=float, default=30.0, help="the context's time budget in seconds")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        help="the context's time budget in seconds (default: the function's Timeout in template.yaml)",
+    )
     args = parser.parse_args(argv)
     try:
         event = json.loads(args.event.read_text(encoding="utf-8"))

@@ -88,6 +88,7 @@ class LocalStack:
     table: str
     environments: Mapping[str, Mapping[str, str]]  # by function logical id, as template.yaml declares them
     handlers: Mapping[str, str]  # by function logical id: "<CodeUri>:<module.function>"
+    timeouts: Mapping[str, float] = field(default_factory=dict)  # by function logical id: its Timeout, in seconds
 
     def env_for(self, function: str) -> dict[str, str]:
         return {**self.environments[function], **LOCAL_ONLY_ENV}
@@ -194,6 +195,9 @@ def create_stack(spec: StackSpec | None = None, template_path: Path = TEMPLATE) 
         handlers={
             function: f"{stack.properties(function)['CodeUri']}:{stack.properties(function)['Handler']}"
             for function in functions
+        },
+        timeouts={
+            function: float(stack.resolve(stack.properties(function).get("Timeout", 3))) for function in functions
         },
     )
 

@@ -45,14 +45,16 @@ from devkit.emulator import EmulatedFile, Fault
 from devkit.flow import LocalFlow
 from devkit.servers import aws_env, moto_server
 from devkit.sqs_poller import PollStats
+from uploadcare_s3_copy.copier.rules import AFTER_COPY_SECONDS, SAFETY_MARGIN_SECONDS
 
 DEFAULT_SEED = 20261125
 FULL_SIZE = 1000
 TOO_LARGE_BYTES = 5 * 1024**3 + 1
-# The copier's Lambda timeout in the soak. The copier bounds every call by the invocation's deadline minus a 3 s
-# margin, so a 6.5 s timeout gives a read timeout of about 3.5 s: short enough that "slow" answers time out without
-# making the soak slow, long enough that a loaded machine still starts its calls (it needs 2 s left to start one).
-FUNCTION_TIMEOUT_SECONDS = 6.5
+# The copier's Lambda timeout in the soak. The copier bounds a remote copy by the invocation's deadline minus a safety
+# margin and the room kept for the calls after it (copier/rules.py), so this timeout leaves a remote copy about 3.5 s:
+# short enough that "slow" answers time out without making the soak slow, long enough that a loaded machine still
+# starts its calls (it needs 2 s to start one).
+FUNCTION_TIMEOUT_SECONDS = SAFETY_MARGIN_SECONDS + AFTER_COPY_SECONDS + 3.5
 # How long a "slow" remote copy takes before it copies anyway: far longer than the read timeout above, so the retry
 # has long finished (and copied) when the late copy finds the object there and answers 200.
 SLOW_SECONDS = 30.0

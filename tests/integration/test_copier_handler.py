@@ -13,6 +13,12 @@ import pytest
 from devkit.emulator import Fault
 from tests.conftest import load_event
 from tests.integration.copier_support import CopierHarness, copier, detail_of, reason_of
+from uploadcare_s3_copy.copier.rules import (
+    AFTER_COPY_SECONDS,
+    MIN_CALL_SECONDS,
+    RETRY_BASE_SECONDS,
+    SAFETY_MARGIN_SECONDS,
+)
 from uploadcare_s3_copy.copy_request import CopyRequest
 
 __all__ = ["copier"]  # the fixture
@@ -284,21 +290,26 @@ def test_metrics_count_outcomes_and_failures_by_reason(
     assert [b["CopyFailed"] for b in by_reason] == [[1.0]]
 
 
-def test_a_throttled_record_that_cannot_wait_returns_after_retry_after_not_the_visibility_timeout(
+def test_a_throttled_record_that_cannot_wait_returns_after_the_backoff_not_the_visibility_timeout(
     copier: CopierHarness,
 ) -> None:
-    # Given a copy Uploadcare throttles for 1 s, in an invocation with too little time left to wait in-process
+    # Given a copy Uploadcare throttles for 1 s, in an invocation that can start the call but not wait in-process
     file = copier.add_file(size=10)
     copier.emulator.script(file.uuid, Fault.throttled(retry_after=1))
     copier.send(file)
+    timeout = SAFETY_MARGIN_SECONDS + AFTER_COPY_SECONDS + MIN_CALL_SECONDS + 0.5
 
     # When the copier gives it back (as on AWS: the poller leaves the visibility the copier set)
-    stats = copier.poll_once(function_timeout=5.5, as_lambda=True)
+    stats = copier.poll_once(function_timeout=timeout, as_lambda=True)
+    given_back = time.monotonic()
 
-    # Then it is hidden now, but back after Retry-After, not after the queue's 35-minute visibility timeout
+    # Then it is hidden for the first back-off (15 s: a run of short Retry-After answers must not spend the retry
+    # budget's receives in seconds), and back then, not after the queue's 35-minute visibility timeout
     assert stats.given_back == 1
+    assert copier.emulator.copy_calls(file.uuid) == 1
+    time.sleep(2)
     assert copier.visible_messages() == 0
-    time.sleep(1.5)
+    time.sleep(max(0.0, given_back + RETRY_BASE_SECONDS + 1.5 - time.monotonic()))
     assert copier.visible_messages() == 1
     copier.drain()
     assert copier.object_size(copier.key_of(file)) == 10

@@ -5,6 +5,7 @@ The Uploadcare client and S3 are faked at the process edge; the decisions themse
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,7 +13,16 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
 from uploadcare_s3_copy.copier.outcomes import Verified
-from uploadcare_s3_copy.copier.rules import MAX_COPY_BYTES, Deadline, retry_delay
+from uploadcare_s3_copy.copier.rules import (
+    AFTER_COPY_SECONDS,
+    MAX_COPY_BYTES,
+    NOT_VISIBLE_RECEIVES,
+    NOT_VISIBLE_WAITS,
+    SAFETY_MARGIN_SECONDS,
+    Deadline,
+    retry_budget_seconds,
+    retry_delay,
+)
 from uploadcare_s3_copy.copier.service import CopyService
 from uploadcare_s3_copy.copier.settings import load_copier_settings
 from uploadcare_s3_copy.copy_request import CopyRequest
@@ -112,19 +122,29 @@ def run(
     seconds_left: float = 60,
     s3_error: Exception | None = None,
     fresh_keys: UploadcareKeys = KEYS,
+    receive_count: int = NOT_VISIBLE_RECEIVES,
+    on_sleep: Callable[[float], None] | None = None,
 ) -> tuple[Verified | CopyFailure, FakeUploadcare, FakeS3, list[float]]:
     uploadcare = FakeUploadcare(list(answers))
     s3 = FakeS3(objects, s3_error)
     slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        if on_sleep is not None:
+            on_sleep(seconds)
+
     service = CopyService(
         SETTINGS,
         s3=s3,
         key_store=FakeKeyStore(fresh_keys),  # type: ignore[arg-type]
         client_factory=lambda keys: uploadcare,  # type: ignore[arg-type,return-value]
-        sleep=slept.append,
+        sleep=sleep,
     )
     try:
-        outcome: Verified | CopyFailure = service.copy_and_verify(req or request(), KEYS, Deadline(seconds_left))
+        outcome: Verified | CopyFailure = service.copy_and_verify(
+            req or request(), KEYS, Deadline(seconds_left), receive_count
+        )
     except CopyFailure as failure:
         outcome = failure
     return outcome, uploadcare, s3, slept
@@ -136,7 +156,8 @@ HERE = {(BUCKET, RESULT_KEY): SIZE}
 PREDICTED_HERE = {(BUCKET, f"uploads/{UUID}/myphoto.jpg"): SIZE}
 
 TABLE = [
-    # (name, uploadcare answers, objects in S3, expected status or reason)
+    # (name, uploadcare answers, objects in S3, expected status or reason), as judged on the record's
+    # NOT_VISIBLE_RECEIVES-th receive (earlier receives give a missing object more time: see the tests below)
     ("201 + object of the right size", [copied(RESULT_URL)], HERE, CopyStatus.COPIED),
     ("201 + object missing", [copied(RESULT_URL)], {}, Reason.VERIFICATION_FAILED),
     ("201 + wrong size", [copied(RESULT_URL)], {(BUCKET, RESULT_KEY): SIZE + 1}, Reason.VERIFICATION_FAILED),
@@ -204,6 +225,7 @@ TRANSIENT = {
     Reason.THROTTLED,
     Reason.AUTH,
     Reason.AWS_UNAVAILABLE,
+    Reason.NOT_YET_VISIBLE,
 }
 
 
@@ -250,7 +272,7 @@ def test_throttle_waits_retry_after_when_time_allows() -> None:
 
 
 def test_throttle_gives_the_record_back_when_the_wait_would_outlast_the_invocation() -> None:
-    outcome, uploadcare, _, slept = run([classify_error(429, "", "30"), copied(RESULT_URL)], HERE, seconds_left=20)
+    outcome, uploadcare, _, slept = run([classify_error(429, "", "30"), copied(RESULT_URL)], HERE, seconds_left=60)
 
     assert isinstance(outcome, TransientFailure)
     assert outcome.reason is Reason.THROTTLED
@@ -266,11 +288,66 @@ def test_no_call_is_started_when_too_little_time_is_left() -> None:
     assert uploadcare.calls == []
 
 
-def test_call_timeout_is_what_is_left_of_the_invocation() -> None:
-    _, uploadcare, _, _ = run([copied(RESULT_URL)], HERE, seconds_left=40)
+def test_call_timeout_bounds_the_whole_call_and_leaves_room_for_what_follows() -> None:
+    _, uploadcare, _, _ = run([copied(RESULT_URL)], HERE, seconds_left=60)
 
+    # 60 s minus the safety margin (the batch's visibility change and report) and the calls after the copy
+    # (head_object, the idempotency save or the DLQ send), as a total, not per socket read
+    budget = 60 - SAFETY_MARGIN_SECONDS - AFTER_COPY_SECONDS
     timeout = uploadcare.calls[0]["timeout"]
-    assert 35 < timeout.read_timeout <= 37  # 40 s minus the safety margin
+    assert budget - 1 < timeout.total <= budget
+    assert timeout.read_timeout <= budget
+    assert timeout.connect_timeout <= 5
+
+
+def test_a_call_that_would_eat_into_the_room_after_it_is_not_started() -> None:
+    seconds_left = SAFETY_MARGIN_SECONDS + AFTER_COPY_SECONDS + 1  # a 1 s call budget: below the 2 s minimum
+    outcome, uploadcare, _, _ = run([copied(RESULT_URL)], HERE, seconds_left=seconds_left)
+
+    assert isinstance(outcome, TransientFailure)
+    assert outcome.reason is Reason.TIMEOUT
+    assert uploadcare.calls == []
+
+
+@pytest.mark.parametrize("status", [copied, exists], ids=["201", "200"])
+def test_missing_after_success_is_looked_for_again_then_given_back_on_an_early_receive(
+    status: Callable[[str | None], RemoteCopyResult],
+) -> None:
+    outcome, uploadcare, s3, slept = run([status(RESULT_URL)], {}, receive_count=1)
+
+    assert isinstance(outcome, TransientFailure)
+    assert outcome.reason is Reason.NOT_YET_VISIBLE
+    assert slept == list(NOT_VISIBLE_WAITS)
+    assert len(s3.heads) == 1 + len(NOT_VISIBLE_WAITS)
+    assert len(uploadcare.calls) == 1
+
+
+def test_missing_after_success_is_a_verification_failure_from_the_last_patient_receive() -> None:
+    early, _, _, _ = run([copied(RESULT_URL)], {}, receive_count=NOT_VISIBLE_RECEIVES - 1)
+    late, _, _, _ = run([copied(RESULT_URL)], {}, receive_count=NOT_VISIBLE_RECEIVES)
+
+    assert isinstance(early, TransientFailure)
+    assert isinstance(late, PermanentFailure)
+    assert late.reason is Reason.VERIFICATION_FAILED
+
+
+def test_an_object_that_appears_while_waiting_is_verified() -> None:
+    objects: dict[tuple[str, str], int] = {}
+
+    def lands(_seconds: float) -> None:
+        objects[(BUCKET, RESULT_KEY)] = SIZE
+
+    outcome, _, _, slept = run([copied(RESULT_URL)], objects, receive_count=1, on_sleep=lands)
+
+    assert isinstance(outcome, Verified)
+    assert slept == [NOT_VISIBLE_WAITS[0]]
+
+
+def test_a_wrong_size_is_not_waited_for() -> None:
+    outcome, _, _, slept = run([copied(RESULT_URL)], {(BUCKET, RESULT_KEY): 1}, receive_count=1)
+
+    assert isinstance(outcome, PermanentFailure)
+    assert slept == []
 
 
 def test_auth_failure_rereads_the_secret_once_and_retries_with_the_new_keys() -> None:
@@ -324,10 +401,12 @@ def test_s3_unreachable_is_transient() -> None:
 @pytest.mark.parametrize(
     ("reason", "retry_after", "receive_count", "seconds"),
     [
-        (Reason.THROTTLED, 10.0, 1, 10),
-        (Reason.THROTTLED, 0.2, 3, 1),  # at least a second
+        (Reason.THROTTLED, 40.0, 1, 40),  # Retry-After, when longer than the back-off
+        (Reason.THROTTLED, 10.0, 1, 15),  # never shorter than the back-off
+        (Reason.THROTTLED, 0.2, 3, 60),
         (Reason.THROTTLED, 7200.0, 1, 900),  # at most 15 minutes
-        (Reason.IN_PROGRESS, None, 4, 30),
+        (Reason.THROTTLED, float("inf"), 1, 15),  # a nonsense Retry-After means the back-off
+        (Reason.THROTTLED, float("nan"), 2, 30),
         (Reason.SERVER_ERROR, None, 1, 15),
         (Reason.SERVER_ERROR, None, 2, 30),
         (Reason.NOT_READY, None, 4, 120),
@@ -339,3 +418,10 @@ def test_given_back_records_return_after_retry_after_or_a_backoff(
     reason: Reason, retry_after: float | None, receive_count: int, seconds: int
 ) -> None:
     assert retry_delay(reason, retry_after, receive_count) == seconds
+
+
+def test_the_default_retry_budget_rides_out_an_hour_of_trouble() -> None:
+    # Before: 5 receives of 15/30/60/120 s waits, 225 s in all
+    assert retry_budget_seconds(10) == 15 + 30 + 60 + 120 + 240 + 480 + 900 + 900 + 900
+    assert retry_budget_seconds(10) >= 3600
+    assert retry_budget_seconds(5) < 3600

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import email.utils
+import time
+
 import pytest
 
 from uploadcare_s3_copy.reasons import PermanentFailure, Reason, TransientFailure
 from uploadcare_s3_copy.uploadcare import UploadcareAuthError, classify_error
+from uploadcare_s3_copy.uploadcare.errors import DEFAULT_RETRY_AFTER_SECONDS, MAX_RETRY_AFTER_SECONDS
 
 DOCUMENTED = [
     (400, "Bad `source` parameter. Use UUID or CDN URL.", Reason.BAD_SOURCE, False),
@@ -73,3 +77,42 @@ def test_throttle_carries_retry_after_seconds(header: str | None, detail: str, e
 
     assert isinstance(failure, TransientFailure)
     assert failure.retry_after == expected
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "Mon, 01 Jan 2024",  # an HTTP date without a time: email.utils raises on it
+        "Mon, 32 Foo 2024 99:99:99 GMT",
+        ",",
+        "inf",
+        "-inf",
+        "nan",
+        "1e400",  # float() gives inf
+        "9" * 400,
+        "\x00",
+    ],
+)
+def test_an_unusable_retry_after_means_the_default_wait_never_an_error(header: str) -> None:
+    failure = classify_error(429, "Request was throttled.", retry_after_header=header)
+
+    assert isinstance(failure, TransientFailure)
+    assert failure.reason is Reason.THROTTLED
+    assert failure.retry_after == DEFAULT_RETRY_AFTER_SECONDS
+
+
+def test_a_retry_after_http_date_is_seconds_from_now_and_a_huge_one_is_capped() -> None:
+    soon = email.utils.formatdate(time.time() + 30, usegmt=True)
+    far = email.utils.formatdate(time.time() + 10 * 86400, usegmt=True)
+    past = email.utils.formatdate(time.time() - 60, usegmt=True)
+
+    assert 25 <= (wait_of(soon) or 0) <= 31
+    assert wait_of(far) == MAX_RETRY_AFTER_SECONDS
+    assert wait_of(past) == 0.0
+    assert wait_of("-5") == 0.0
+
+
+def wait_of(header: str) -> float | None:
+    failure = classify_error(429, "", header)
+    assert isinstance(failure, TransientFailure)
+    return failure.retry_after

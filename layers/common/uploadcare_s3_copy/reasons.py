@@ -27,6 +27,7 @@ class Reason(StrEnum):
     TIMEOUT = "timeout"
     CONNECTION = "connection"
     AUTH = "auth"  # 401: re-read the secret once, then retry later
+    NOT_YET_VISIBLE = "not_yet_visible"  # 200/201 from remote_copy, but head_object finds no object yet
     IN_PROGRESS = "in_progress"  # another invocation holds the idempotency record for this copy
     AWS_UNAVAILABLE = "aws_unavailable"  # S3, SQS, DynamoDB or Secrets Manager could not be reached
 

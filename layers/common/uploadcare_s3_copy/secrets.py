@@ -16,6 +16,7 @@ from typing import Any
 
 import boto3
 from aws_lambda_powertools.utilities import parameters
+from botocore.config import Config
 
 CACHE_SECONDS = 300
 MIN_REFRESH_SECONDS = 60
@@ -50,13 +51,14 @@ def parse_keys(value: Any, secret_id: str, required: tuple[str, ...] = REQUIRED_
     )
 
 
-def secrets_manager_fetcher() -> Callable[[str, bool], Any]:
+def secrets_manager_fetcher(config: Config | None = None) -> Callable[[str, bool], Any]:
     """Reads through a Powertools SecretsProvider of this key store's own, with its cache.
 
     The provider gets a client from boto3's default session: `parameters.get_secret` would open a second session of
-    its own, which cost about 40 ms of the webhook's first request (measured by `make bench`).
+    its own, which cost about 40 ms of the webhook's first request (measured by `make bench`). The functions pass a
+    client `config` with short timeouts (botocore's defaults, 60 s reads and retries, outlast a 5 s webhook).
     """
-    provider = parameters.SecretsProvider(boto3_client=boto3.client("secretsmanager"))
+    provider = parameters.SecretsProvider(boto3_client=boto3.client("secretsmanager", config=config))
 
     def fetch(secret_id: str, force: bool) -> Any:
         return provider.get(secret_id, transform="json", max_age=CACHE_SECONDS, force_fetch=force)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -10,6 +11,7 @@ from uploadcare_s3_copy.observability import logger
 from uploadcare_s3_copy.reasons import CopyFailure
 
 DLQ_DETAIL_LIMIT = 1000
+SQS_BATCH_LIMIT = 10
 
 
 class Redelivery:
@@ -20,15 +22,29 @@ class Redelivery:
         self._sqs = sqs
         self._queue_url = queue_url
 
-    def delay(self, receipt_handle: str, seconds: int) -> None:
+    def delay_all(self, delays: Sequence[tuple[str, int]]) -> int:
+        """(receipt handle, seconds) for each given-back record, in ChangeMessageVisibilityBatch calls of ten (one
+        call for a whole copier batch). Returns how many were set."""
         if not self._queue_url:
-            return
-        try:
-            self._sqs.change_message_visibility(
-                QueueUrl=self._queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=seconds
-            )
-        except (ClientError, BotoCoreError) as error:
-            logger.warning("Could not shorten a retry's wait", extra={"error": type(error).__name__})
+            return 0
+        done = 0
+        for start in range(0, len(delays), SQS_BATCH_LIMIT):
+            chunk = delays[start : start + SQS_BATCH_LIMIT]
+            entries = [
+                {"Id": str(n), "ReceiptHandle": handle, "VisibilityTimeout": seconds}
+                for n, (handle, seconds) in enumerate(chunk)
+            ]
+            try:
+                answer = self._sqs.change_message_visibility_batch(QueueUrl=self._queue_url, Entries=entries)
+            except (ClientError, BotoCoreError) as error:
+                logger.warning("Could not set the retry waits", extra={"error": type(error).__name__})
+                continue
+            failed = answer.get("Failed", [])
+            if failed:
+                codes = sorted({str(item.get("Code", "")) for item in failed})
+                logger.warning("Some retry waits were not set", extra={"failed": len(failed), "codes": codes})
+            done += len(chunk) - len(failed)
+        return done
 
 
 class DeadLetters:

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -36,21 +37,51 @@ from botocore.exceptions import BotoCoreError, ClientError
 from uploadcare_s3_copy.copier.adapters import DeadLetters, Redelivery
 from uploadcare_s3_copy.copier.batch import ConcurrentBatchProcessor, RetryLater
 from uploadcare_s3_copy.copier.outcomes import RecordOutcome
-from uploadcare_s3_copy.copier.rules import Deadline, idempotency_key, retry_delay
+from uploadcare_s3_copy.copier.rules import (
+    AWS_ATTEMPTS,
+    AWS_CONNECT_SECONDS,
+    AWS_READ_SECONDS,
+    Deadline,
+    hold_delay,
+    idempotency_key,
+    retry_delay,
+)
 from uploadcare_s3_copy.copier.service import CopyService
 from uploadcare_s3_copy.copier.settings import CopierSettings, load_copier_settings
 from uploadcare_s3_copy.copy_request import CopyRequest, InvalidCopyRequest
 from uploadcare_s3_copy.observability import logger, metrics
 from uploadcare_s3_copy.reasons import CopyFailure, PermanentFailure, Reason, TransientFailure
-from uploadcare_s3_copy.secrets import KeyStore, SecretConfigError, UploadcareKeys
+from uploadcare_s3_copy.secrets import (
+    KeyStore,
+    SecretConfigError,
+    SecretUnavailableError,
+    UploadcareKeys,
+    secrets_manager_fetcher,
+)
 from uploadcare_s3_copy.uploadcare.auth import Credentials
-from uploadcare_s3_copy.uploadcare.client import UploadcareClient
+from uploadcare_s3_copy.uploadcare.client import UploadcareClient, new_pool
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
 IDEMPOTENCY_KEY_PREFIX = "uploadcare-s3-copy"
 COPIER_SECRET_FIELDS = ("public_key", "secret_key")
+
+
+def receive_count(record: SQSRecord) -> int:
+    try:
+        return max(1, int(record.attributes.approximate_receive_count or 1))
+    except ValueError:
+        return 1
+
+
+@dataclass
+class _Run:
+    """What the idempotent copy of one record did, for when Powertools' own bookkeeping around it fails."""
+
+    ran: bool = False
+    verified: dict[str, Any] | None = None
+    failure: CopyFailure | None = None
 
 
 class Copier:
@@ -76,6 +107,7 @@ class Copier:
         )
         # The persistence layer is configured once here, before any thread uses it (its first configure is racy).
         persistence.configure(self._idempotency, key_prefix=IDEMPOTENCY_KEY_PREFIX)
+        self._persistence = persistence
         self._copy_once = idempotent_function(
             self._copy_unguarded,
             data_keyword_argument="copy_key",
@@ -89,28 +121,44 @@ class Copier:
     def handle(self, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         self._idempotency.register_lambda_context(context)
         deadline = Deadline.of(context)
+        keys: UploadcareKeys | None
         try:
             # Read once per invocation on the main thread: cold threads would each call Secrets Manager.
             keys = self._key_store.get()
         except SecretConfigError:
             logger.exception("The Uploadcare secret is unusable; every record is given back")
             raise
+        except SecretUnavailableError as error:
+            # Transient, like any AWS outage: each record is given back on its own back-off, none is lost or parked.
+            logger.warning("Secrets Manager is unavailable; every record is given back", extra={"error": str(error)})
+            keys = None
         outcomes: list[RecordOutcome] = []
-        given_back: list[tuple[str, int]] = []
+        given_back: list[tuple[str, int, float | None]] = []
 
         def record_handler(record: SQSRecord) -> str:
-            outcome = self.process_record(record, keys, deadline)
+            if keys is None:
+                outcome = RecordOutcome("retry", None, 0.0, reason=Reason.AWS_UNAVAILABLE)
+            else:
+                outcome = self.process_record(record, keys, deadline)
             outcomes.append(outcome)
             if outcome.give_back:
-                count = int(record.attributes.approximate_receive_count or 1)
-                given_back.append((record.receipt_handle, retry_delay(outcome.reason, outcome.retry_after, count)))
+                count = receive_count(record)
+                delay = retry_delay(outcome.reason, outcome.retry_after, count)
+                given_back.append((record.receipt_handle, delay, outcome.hold_until))
                 raise RetryLater(f"{outcome.reason}: given back to the queue")
             return outcome.outcome
 
         response = process_partial_response(event, record_handler, ConcurrentBatchProcessor(self._pool), context)
-        if self._redelivery is not None:
-            for receipt_handle, seconds in given_back:
-                self._redelivery.delay(receipt_handle, seconds)
+        if self._redelivery is not None and given_back:
+            now = time.monotonic()
+            delays = [
+                (handle, delay if hold is None else max(delay, hold_delay(hold - now)))
+                for handle, delay, hold in given_back
+            ]
+            if deadline.allows_aws_call():
+                self._redelivery.delay_all(delays)
+            else:
+                logger.warning("No time left to set the retry waits; SQS redelivers after the visibility timeout")
         self._add_metrics(outcomes)
         return dict(response)
 
@@ -121,12 +169,17 @@ class Copier:
         except InvalidCopyRequest as error:
             return self._dead_letter(record, None, PermanentFailure(Reason.INVALID_COPY_REQUEST, str(error)), started)
         logger.thread_safe_append_keys(file_uuid=request.uuid, message_id=record.message_id)
+        copy_key = idempotency_key(request, self.settings)
+        run = _Run()
+        self._ran.value = run
         try:
-            self._ran.value = False
+            if not deadline.allows_aws_call():
+                logger.info("No time left in this invocation to start the copy; given back")
+                return RecordOutcome("retry", request.uuid, time.monotonic() - started, reason=Reason.TIMEOUT)
             stored = self._copy_once(
-                copy_key=idempotency_key(request, self.settings), request=request, keys=keys, deadline=deadline
+                copy_key=copy_key, request=request, keys=keys, deadline=deadline, receive_count=receive_count(record)
             )
-            if not self._ran.value:
+            if not run.ran:
                 logger.info("Duplicate copy request: already copied and verified", extra={"copy": stored})
                 return RecordOutcome("duplicate", request.uuid, time.monotonic() - started)
             logger.info("Copy verified", extra={"copy": stored})
@@ -146,20 +199,85 @@ class Copier:
                 retry_after=failure.retry_after,
             )
         except IdempotencyAlreadyInProgressError:
-            logger.info("The same copy is in progress elsewhere; given back to the queue")
-            return RecordOutcome("retry", request.uuid, time.monotonic() - started, reason=Reason.IN_PROGRESS)
+            hold_until = self._in_progress_window_end(copy_key, deadline)
+            logger.info(
+                "The same copy is in progress elsewhere; given back until its in-progress window ends",
+                extra={"seconds": round(hold_until - time.monotonic(), 1)},
+            )
+            return RecordOutcome(
+                "retry", request.uuid, time.monotonic() - started, reason=Reason.IN_PROGRESS, hold_until=hold_until
+            )
         except IdempotencyPersistenceLayerError as error:
-            logger.warning("Idempotency table unavailable; given back", extra={"error": type(error).__name__})
-            return RecordOutcome("retry", request.uuid, time.monotonic() - started, reason=Reason.AWS_UNAVAILABLE)
+            return self._persistence_failed(record, request, run, error, deadline, started)
         finally:
             logger.thread_safe_clear_keys()
 
+    def _persistence_failed(
+        self,
+        record: SQSRecord,
+        request: CopyRequest,
+        run: _Run,
+        error: IdempotencyPersistenceLayerError,
+        deadline: Deadline,
+        started: float,
+    ) -> RecordOutcome:
+        """The idempotency table failed. Before the copy ran (no record saved): a plain retry. After it ran, the
+        record stays INPROGRESS until this invocation's end, so a retry before then would only meet "in progress":
+        the record is held back until that window has ended. A permanent failure keeps its own reason."""
+        seconds = time.monotonic() - started
+        cause = type(error.__cause__).__name__ if error.__cause__ else type(error).__name__
+        if not run.ran:
+            logger.warning("Idempotency table unavailable; given back", extra={"error": cause})
+            return RecordOutcome("retry", request.uuid, seconds, reason=Reason.AWS_UNAVAILABLE)
+        if isinstance(run.failure, PermanentFailure):
+            logger.warning("Idempotency record not deleted after a permanent failure", extra={"error": cause})
+            return self._dead_letter(record, request, run.failure, started)
+        hold_until = time.monotonic() + deadline.invocation_left()
+        if run.verified is not None:
+            logger.warning(
+                "Copy verified, but its idempotency record was not saved: given back until its in-progress window "
+                "ends, when the retry finds the copy already there",
+                extra={"copy": run.verified, "error": cause},
+            )
+        else:
+            logger.warning("Idempotency record not deleted after a transient failure", extra={"error": cause})
+        reason = run.failure.reason if run.failure is not None else Reason.AWS_UNAVAILABLE
+        return RecordOutcome("retry", request.uuid, seconds, reason=reason, hold_until=hold_until)
+
+    def _in_progress_window_end(self, copy_key: dict[str, str], deadline: Deadline) -> float:
+        """When the other invocation's in-progress window ends (time.monotonic()), read from its record; at worst
+        the longest an invocation can last, taken as this one's own length."""
+        fallback = time.monotonic() + deadline.invocation_started_with()
+        if not deadline.allows_aws_call():
+            return fallback
+        try:
+            existing = self._persistence.get_record(data=copy_key)
+        except Exception as error:  # any failure of this extra read falls back to the bound
+            logger.info("Could not read the in-progress record", extra={"error": type(error).__name__})
+            return fallback
+        expiry_ms = existing.in_progress_expiry_timestamp if existing is not None else None
+        if expiry_ms is None:
+            return fallback
+        return time.monotonic() + max(0.0, expiry_ms / 1000 - time.time())
+
     def _copy_unguarded(
-        self, copy_key: dict[str, str], request: CopyRequest, keys: UploadcareKeys, deadline: Deadline
+        self,
+        copy_key: dict[str, str],
+        request: CopyRequest,
+        keys: UploadcareKeys,
+        deadline: Deadline,
+        receive_count: int,
     ) -> dict[str, Any]:
         """Runs only when no finished copy is recorded for `copy_key`; what it returns is stored and replayed."""
-        self._ran.value = True
-        return self._service.copy_and_verify(request, keys, deadline).as_record()
+        run: _Run = self._ran.value
+        run.ran = True
+        try:
+            verified = self._service.copy_and_verify(request, keys, deadline, receive_count).as_record()
+        except CopyFailure as failure:
+            run.failure = failure
+            raise
+        run.verified = verified
+        return verified
 
     def _dead_letter(
         self, record: SQSRecord, request: CopyRequest | None, failure: CopyFailure, started: float
@@ -199,23 +317,34 @@ class Copier:
 
 
 def build_copier(environ: Mapping[str, str]) -> Copier:
-    """The container's copier from its environment (docs/configuration.md); a bad configuration raises ConfigError."""
+    """The container's copier from its environment (docs/configuration.md); a bad configuration raises ConfigError.
+
+    Everything shared by the record threads (AWS clients, the urllib3 pool, the Uploadcare client per key pair) is
+    built here, on one thread, once per container."""
     settings = load_copier_settings(environ)
     # Clients are created once per container; boto3 honours AWS_ENDPOINT_URL for local servers by itself.
-    aws_config = BotoConfig(
-        connect_timeout=5,
-        read_timeout=15,
-        retries={"max_attempts": 3, "mode": "standard"},
-        max_pool_connections=max(10, settings.copy_concurrency),
-    )
+    aws_config = aws_client_config(settings.copy_concurrency)
     s3 = boto3.client("s3", config=aws_config)
     sqs = boto3.client("sqs", config=aws_config)
     dynamodb = boto3.client("dynamodb", config=aws_config)
-    key_store = KeyStore(settings.secret_id, required=COPIER_SECRET_FIELDS)
+    key_store = KeyStore(
+        settings.secret_id,
+        required=COPIER_SECRET_FIELDS,
+        fetch=secrets_manager_fetcher(aws_config),
+    )
     api_url = settings.api_url
+    pool = new_pool()
+    clients: dict[UploadcareKeys, UploadcareClient] = {}
+    lock = threading.Lock()
 
     def client_factory(keys: UploadcareKeys) -> UploadcareClient:
-        return UploadcareClient(Credentials(keys.public_key, keys.secret_key), api_url)
+        with lock:  # one client per key pair (a rotation adds one), all on the container's one pool
+            client = clients.get(keys)
+            if client is None:
+                client = clients[keys] = UploadcareClient(
+                    Credentials(keys.public_key, keys.secret_key), api_url, pool=pool
+                )
+            return client
 
     return Copier(
         settings,
@@ -226,4 +355,15 @@ def build_copier(environ: Mapping[str, str]) -> Copier:
             table_name=settings.idempotency_table, key_attr="id", expiry_attr="expiration", boto3_client=dynamodb
         ),
         redelivery=Redelivery(sqs, settings.copy_queue_url),
+    )
+
+
+def aws_client_config(concurrency: int) -> BotoConfig:
+    """Short timeouts and two attempts: every AWS call ends within AWS_CALL_SECONDS (copier/rules.py), so the
+    deadline can leave room for the calls that follow a copy."""
+    return BotoConfig(
+        connect_timeout=AWS_CONNECT_SECONDS,
+        read_timeout=AWS_READ_SECONDS,
+        retries={"total_max_attempts": AWS_ATTEMPTS, "mode": "standard"},
+        max_pool_connections=max(10, concurrency),
     )

@@ -32,6 +32,9 @@ class RecordOutcome:
     reason: Reason | None = None
     size: int = 0
     retry_after: float | None = None  # what Uploadcare asked for (429 Retry-After), when giving back
+    # When giving back a record whose idempotency record stays INPROGRESS: the time.monotonic() at which that
+    # in-progress window ends. The record must not come back before then (it would only be "in progress" again).
+    hold_until: float | None = None
 
     @property
     def give_back(self) -> bool:

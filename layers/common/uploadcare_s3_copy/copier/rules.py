@@ -13,7 +13,7 @@ import urllib3
 from uploadcare_s3_copy.copier.patterns import predict_key
 from uploadcare_s3_copy.copier.settings import CopierSettings
 from uploadcare_s3_copy.copy_request import CopyRequest
-from uploadcare_s3_copy.reasons import PermanentFailure, Reason, TransientFailure
+from uploadcare_s3_copy.reasons import CopyFailure, PermanentFailure, Reason, TransientFailure
 from uploadcare_s3_copy.s3location import S3Location
 from uploadcare_s3_copy.uploadcare.client import RemoteCopyResult
 
@@ -24,27 +24,62 @@ if TYPE_CHECKING:
 # or 2^30 is not documented: files above the larger reading are refused here without a call, files between the
 # two are left to Uploadcare (whose 400 maps to `too_large` as well).
 MAX_COPY_BYTES = 5 * 1024**3
-SAFETY_MARGIN_SECONDS = 3.0  # kept free at the end of an invocation to report the batch
 MIN_CALL_SECONDS = 2.0  # below this, a call is not started: the record is given back instead
 MAX_THROTTLE_WAITS = 2
 NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
 DENIED_CODES = frozenset({"403", "AccessDenied", "Forbidden"})
+
+# Every AWS call the copier makes is bounded by its client configuration (copier/app.py, AWS_CLIENT_CONFIG):
+# 1 s to connect, 2 s per read, two attempts in all. AWS_CALL_SECONDS is the worst such call, back-off included.
+AWS_CONNECT_SECONDS = 1.0
+AWS_READ_SECONDS = 2.0
+AWS_ATTEMPTS = 2
+AWS_CALL_SECONDS = AWS_ATTEMPTS * (AWS_CONNECT_SECONDS + AWS_READ_SECONDS) + 1.0
+# Kept free at the end of an invocation: the one ChangeMessageVisibilityBatch call, then reporting the batch. Without
+# it a Lambda timeout would lose the partial-batch response (every record back after the visibility timeout).
+SAFETY_MARGIN_SECONDS = AWS_CALL_SECONDS + 3.0
+# What may follow a remote copy inside one record: head_object, then the idempotency save (or its delete and the
+# DLQ send). The remote copy's own timeout leaves this much of the deadline to them.
+AFTER_COPY_SECONDS = 3 * AWS_CALL_SECONDS
+
 # A record given back is made visible again after a back-off instead of the queue's visibility timeout (6 x the
-# function timeout: half an hour or more), so a passing 5xx costs seconds, not half an hour.
+# function timeout: half an hour or more): 15 s, doubling per receive, at most 15 min. With the template's default
+# MaxReceiveCount of 10 the nine waits add up to 3,645 s: about an hour of transient trouble (an Uploadcare 5xx
+# spell, a run of 429s, an AWS outage) is ridden out before SQS dead-letters a request (`retry_budget_seconds`).
 RETRY_BASE_SECONDS = 15
 RETRY_MAX_SECONDS = 900
-IN_PROGRESS_RETRY_SECONDS = 30  # the other invocation is probably about to finish
+DEFAULT_MAX_RECEIVES = 10
+# A copy request whose idempotency record is INPROGRESS (another invocation copying it, or an invocation whose save
+# failed) comes back once that record's in-progress window has ended, plus this much.
+IN_PROGRESS_MARGIN_SECONDS = 2
+# A remote copy answered 200/201 whose object head_object cannot find yet: looked for again in-process after these
+# waits, then given back (`not_yet_visible`) until the record's receive count reaches NOT_VISIBLE_RECEIVES, and
+# only then `verification_failed`. Uploadcare documents that a local copy's 201 can precede the copy itself.
+NOT_VISIBLE_WAITS = (1.0, 2.0)
+NOT_VISIBLE_RECEIVES = 3
+SQS_MAX_VISIBILITY_SECONDS = 43200
 
 
 def retry_delay(reason: Reason | None, retry_after: float | None, receive_count: int) -> int:
-    """Seconds until a given-back record is delivered again: Uploadcare's Retry-After when it named one, else an
-    exponential back-off on the receive count (15 s, 30 s, 60 s, ... at most 15 min)."""
-    if retry_after is not None:
-        return max(1, min(RETRY_MAX_SECONDS, math.ceil(retry_after)))
-    if reason is Reason.IN_PROGRESS:
-        return IN_PROGRESS_RETRY_SECONDS
+    """Seconds until a given-back record is delivered again: the exponential back-off on the receive count (15 s,
+    30 s, 60 s, ... at most 15 min), or Uploadcare's Retry-After when that is longer. Never shorter than the back-off:
+    a run of short Retry-After answers must not spend the receives of the retry budget in seconds."""
     doublings: int = min(max(0, receive_count - 1), 10)
-    return int(min(RETRY_MAX_SECONDS, RETRY_BASE_SECONDS * 2**doublings))
+    delay = int(min(RETRY_MAX_SECONDS, RETRY_BASE_SECONDS * 2**doublings))
+    if retry_after is not None and math.isfinite(retry_after) and retry_after > delay:
+        delay = min(RETRY_MAX_SECONDS, math.ceil(retry_after))
+    return delay
+
+
+def retry_budget_seconds(max_receives: int) -> int:
+    """How long a request that keeps failing transiently is retried before SQS dead-letters it: the waits after
+    each of its first `max_receives - 1` receives."""
+    return sum(retry_delay(None, None, count) for count in range(1, max_receives))
+
+
+def hold_delay(seconds_left: float) -> int:
+    """The visibility for a record that must not come back before a window `seconds_left` long has ended."""
+    return max(1, min(SQS_MAX_VISIBILITY_SECONDS, math.ceil(seconds_left) + IN_PROGRESS_MARGIN_SECONDS))
 
 
 def idempotency_key(request: CopyRequest, settings: CopierSettings) -> dict[str, str]:
@@ -67,8 +102,13 @@ def locate_copy(result: RemoteCopyResult, request: CopyRequest, settings: Copier
     return location
 
 
-def missing_object(location: S3Location, expected_size: int) -> PermanentFailure:
-    return PermanentFailure(Reason.VERIFICATION_FAILED, f"no object at {location} (expected {expected_size} bytes)")
+def missing_object(location: S3Location, expected_size: int, receive_count: int = NOT_VISIBLE_RECEIVES) -> CopyFailure:
+    """No object where the copy must be, after Uploadcare answered success: not visible yet on early receives
+    (given back), `verification_failed` from the NOT_VISIBLE_RECEIVES-th on."""
+    detail = f"no object at {location} (expected {expected_size} bytes)"
+    if receive_count < NOT_VISIBLE_RECEIVES:
+        return TransientFailure(Reason.NOT_YET_VISIBLE, f"{detail}; looked again on receive {receive_count}")
+    return PermanentFailure(Reason.VERIFICATION_FAILED, detail)
 
 
 def check_object(location: S3Location, found_size: int, expected_size: int) -> None:
@@ -84,6 +124,7 @@ class Deadline:
 
     def __init__(self, seconds_left: float, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
+        self._length = seconds_left
         self._ends_at = clock() + seconds_left - SAFETY_MARGIN_SECONDS
 
     @classmethod
@@ -93,11 +134,25 @@ class Deadline:
     def left(self) -> float:
         return self._ends_at - self._clock()
 
-    def call_timeout(self) -> urllib3.Timeout:
-        left = self.left()
-        if left < MIN_CALL_SECONDS:
-            raise TransientFailure(Reason.TIMEOUT, f"only {max(left, 0):.1f} s left in this invocation")
-        return urllib3.Timeout(connect=min(5.0, left), read=left)
+    def invocation_started_with(self) -> float:
+        """The time this invocation had when it began: close to the function timeout, so a bound on how long any
+        other invocation's in-progress window can still last."""
+        return self._length
 
-    def can_wait(self, seconds: float) -> bool:
-        return self.left() - seconds >= MIN_CALL_SECONDS
+    def invocation_left(self) -> float:
+        """Until the Lambda invocation itself ends (the end of Powertools' in-progress window for its records)."""
+        return self.left() + SAFETY_MARGIN_SECONDS
+
+    def call_timeout(self, reserve: float = 0.0) -> urllib3.Timeout:
+        """A urllib3 timeout for a call that must end `reserve` seconds before the deadline. `total` bounds the
+        whole call (connect and every read), not each socket read."""
+        budget = self.left() - reserve
+        if budget < MIN_CALL_SECONDS:
+            raise TransientFailure(Reason.TIMEOUT, f"only {max(budget, 0):.1f} s left in this invocation")
+        return urllib3.Timeout(total=budget, connect=min(5.0, budget), read=budget)
+
+    def can_wait(self, seconds: float, reserve: float = 0.0) -> bool:
+        return self.left() - reserve - seconds >= MIN_CALL_SECONDS
+
+    def allows_aws_call(self) -> bool:
+        return self.left() >= AWS_CALL_SECONDS

@@ -14,10 +14,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from uploadcare_s3_copy.copier.outcomes import Verified
 from uploadcare_s3_copy.copier.rules import (
+    AFTER_COPY_SECONDS,
     DENIED_CODES,
     MAX_COPY_BYTES,
     MAX_THROTTLE_WAITS,
     NOT_FOUND_CODES,
+    NOT_VISIBLE_WAITS,
     Deadline,
     check_object,
     locate_copy,
@@ -51,14 +53,29 @@ class CopyService:
         self._client_factory = client_factory
         self._sleep = sleep
 
-    def copy_and_verify(self, request: CopyRequest, keys: UploadcareKeys, deadline: Deadline) -> Verified:
+    def copy_and_verify(
+        self, request: CopyRequest, keys: UploadcareKeys, deadline: Deadline, receive_count: int = 1
+    ) -> Verified:
         if request.size > MAX_COPY_BYTES:
             raise PermanentFailure(
                 Reason.TOO_LARGE, f"{request.size} bytes is over Uploadcare's 5 GB remote-copy limit; not attempted"
             )
         result = self.remote_copy(request, keys, deadline)
         location = locate_copy(result, request, self._settings)
-        return self.verify(location, request.size, result.status)
+        waits = iter(NOT_VISIBLE_WAITS)
+        while True:
+            if not deadline.allows_aws_call():
+                raise TransientFailure(Reason.TIMEOUT, f"no time left to verify {location} in this invocation")
+            try:
+                return self.verify(location, request.size, result.status, receive_count)
+            except TransientFailure as failure:
+                wait = next(waits, None)
+                if failure.reason is not Reason.NOT_YET_VISIBLE or wait is None:
+                    raise
+                if not deadline.can_wait(wait, reserve=AFTER_COPY_SECONDS):
+                    raise
+                logger.info("Copy answered but not in the bucket yet; looking again", extra={"wait": wait})
+                self._sleep(wait)
 
     def remote_copy(self, request: CopyRequest, keys: UploadcareKeys, deadline: Deadline) -> RemoteCopyResult:
         client = self._client_factory(keys)
@@ -71,7 +88,7 @@ class CopyService:
                     self._settings.copy_target,
                     make_public=self._settings.make_public,
                     pattern=self._settings.copy_pattern,
-                    timeout=deadline.call_timeout(),
+                    timeout=deadline.call_timeout(reserve=AFTER_COPY_SECONDS),
                 )
             except UploadcareAuthError:
                 if secret_reread:
@@ -86,7 +103,7 @@ class CopyService:
                 wait = failure.retry_after
                 if failure.reason is not Reason.THROTTLED or wait is None or throttle_waits >= MAX_THROTTLE_WAITS:
                     raise
-                if not deadline.can_wait(wait):
+                if not deadline.can_wait(wait, reserve=AFTER_COPY_SECONDS):
                     raise
                 throttle_waits += 1
                 logger.info("Uploadcare throttled the copy; waiting", extra={"retry_after": wait})
@@ -98,7 +115,7 @@ class CopyService:
         except SecretUnavailableError as error:
             raise TransientFailure(Reason.AWS_UNAVAILABLE, str(error)) from error
 
-    def verify(self, location: S3Location, expected_size: int, status: CopyStatus) -> Verified:
+    def verify(self, location: S3Location, expected_size: int, status: CopyStatus, receive_count: int = 1) -> Verified:
         for key in location.candidate_keys():
             try:
                 head = self._s3.head_object(Bucket=location.bucket, Key=key)
@@ -119,4 +136,4 @@ class CopyService:
             found = S3Location(location.bucket, key)
             check_object(found, int(head["ContentLength"]), expected_size)
             return Verified(status=status, bucket=found.bucket, key=found.key, size=expected_size)
-        raise missing_object(location, expected_size)
+        raise missing_object(location, expected_size, receive_count)

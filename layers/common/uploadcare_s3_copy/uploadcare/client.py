@@ -10,6 +10,7 @@ from __future__ import annotations
 import email.utils
 import json
 import platform
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -60,15 +61,22 @@ def files_cursor(*, from_datetime: str | None = None, stored: bool | None = None
     return "/files/?" + "&".join(query)
 
 
+def new_pool() -> urllib3.PoolManager:
+    """A pooled connection manager for Uploadcare: the functions build one in their wiring, at cold start."""
+    return urllib3.PoolManager(num_pools=4, maxsize=50, retries=False)
+
+
 _pool: urllib3.PoolManager | None = None
+_pool_lock = threading.Lock()
 
 
 def shared_pool() -> urllib3.PoolManager:
-    """One pooled connection manager per process, reused by every client and every warm invocation."""
+    """One pooled connection manager per process for clients built without one (the ops CLI)."""
     global _pool  # noqa: PLW0603 - a process-wide pool is the point
-    if _pool is None:
-        _pool = urllib3.PoolManager(num_pools=4, maxsize=50, retries=False)
-    return _pool
+    with _pool_lock:  # record threads of a cold container must not each build one
+        if _pool is None:
+            _pool = new_pool()
+        return _pool
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,9 @@ The status decides first; the `detail` text only refines a 400 (docs/uploadcare-
 
 from __future__ import annotations
 
+import datetime
 import email.utils
+import math
 import re
 import time
 
@@ -32,16 +34,40 @@ _PERMANENT_400 = (
 _RETRY_AFTER_IN_TEXT = re.compile(r"in (\d+(?:\.\d+)?) seconds?")
 
 
+MAX_RETRY_AFTER_SECONDS = 3600.0  # a longer (or absurd) ask is capped: the copier's back-off takes over
+
+
 def _retry_after(header: str | None, detail: str) -> float:
-    if header:
-        try:
-            return max(0.0, float(header))
-        except ValueError:
-            parsed = email.utils.parsedate_to_datetime(header) if "," in header else None
-            if parsed is not None:
-                return max(0.0, parsed.timestamp() - time.time())
-    found = _RETRY_AFTER_IN_TEXT.search(detail)
-    return float(found.group(1)) if found else DEFAULT_RETRY_AFTER_SECONDS
+    """Seconds Uploadcare asked us to wait: `Retry-After` as delta-seconds or an HTTP date, else "in N seconds" in
+    the detail, else the default. Anything unparsable, negative or not finite means the default, never an error."""
+    seconds = _retry_after_header(header.strip()) if header else None
+    if seconds is None:
+        found = _RETRY_AFTER_IN_TEXT.search(detail)
+        seconds = _finite(found.group(1)) if found else None
+    if seconds is None:
+        return DEFAULT_RETRY_AFTER_SECONDS
+    return min(MAX_RETRY_AFTER_SECONDS, max(0.0, seconds))
+
+
+def _retry_after_header(header: str) -> float | None:
+    number = _finite(header)
+    if number is not None:
+        return number
+    try:
+        parsed = email.utils.parsedate_to_datetime(header)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if parsed.tzinfo is None:  # "-0000" or no zone: RFC 9110 dates are GMT
+        parsed = parsed.replace(tzinfo=datetime.UTC)
+    return parsed.timestamp() - time.time()
+
+
+def _finite(text: str) -> float | None:
+    try:
+        value = float(text)
+    except (ValueError, OverflowError):
+        return None
+    return value if math.isfinite(value) else None
 
 
 def classify_error(

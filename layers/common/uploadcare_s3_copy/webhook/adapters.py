@@ -10,6 +10,11 @@ from botocore.exceptions import BotoCoreError, ClientError
 # Fail fast and let Uploadcare retry rather than outlive the function's timeout (5 s in template.yaml): a SendMessage
 # takes tens of milliseconds, so two attempts of at most 1 s connect + 1 s read, with standard back-off, fit.
 SQS_CLIENT_CONFIG = Config(connect_timeout=1, read_timeout=1, retries={"mode": "standard", "total_max_attempts": 2})
+# The secret is read on a cold start (and at most once a minute after a signature mismatch): one attempt of at most
+# 1 s connect + 1.5 s read, so a slow Secrets Manager is answered 503 (Uploadcare retries) well within the 5 s.
+SECRETS_CLIENT_CONFIG = Config(
+    connect_timeout=1, read_timeout=1.5, retries={"mode": "standard", "total_max_attempts": 1}
+)
 
 
 class QueueUnavailableError(Exception):

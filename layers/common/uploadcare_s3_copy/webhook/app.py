@@ -14,10 +14,17 @@ from typing import Any
 import boto3
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
+from uploadcare_s3_copy import secrets as secret_store
 from uploadcare_s3_copy.observability import logger, metrics
 from uploadcare_s3_copy.secrets import KeyStore, SecretConfigError, SecretUnavailableError
 from uploadcare_s3_copy.webhook import signing
-from uploadcare_s3_copy.webhook.adapters import SQS_CLIENT_CONFIG, MessageSender, QueueUnavailableError, SqsCopyQueue
+from uploadcare_s3_copy.webhook.adapters import (
+    SECRETS_CLIENT_CONFIG,
+    SQS_CLIENT_CONFIG,
+    MessageSender,
+    QueueUnavailableError,
+    SqsCopyQueue,
+)
 from uploadcare_s3_copy.webhook.answers import (
     Refused,
     WebhookAnswer,
@@ -117,5 +124,6 @@ def build_app(environ: Mapping[str, str]) -> WebhookApp:
     """Reads the settings (raising `ConfigError` naming every bad variable) and creates the clients, once."""
     settings = load_webhook_settings(environ)
     sqs = boto3.client("sqs", config=SQS_CLIENT_CONFIG)  # honours AWS_ENDPOINT_URL by itself
-    keys = KeyStore(settings.secret_id, required=WEBHOOK_SECRET_FIELDS)
+    fetch = secret_store.secrets_manager_fetcher(SECRETS_CLIENT_CONFIG)
+    keys = KeyStore(settings.secret_id, required=WEBHOOK_SECRET_FIELDS, fetch=fetch)
     return WebhookApp(settings=settings, keys=keys, queue=SqsCopyQueue(sqs, settings.copy_queue_url))
