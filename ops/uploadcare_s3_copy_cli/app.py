@@ -134,7 +134,10 @@ needs: --secret-id and --queue-url (or --stack); --dry-run needs only --secret-i
     fill.add_argument("--resume", action="store_true", help="continue the backfill saved in the state file")
     fill.add_argument("--state-file", type=Path, metavar="PATH", help="where the cursor is saved (see below)")
     fill.add_argument(
-        "--page-size", type=_page_size, default=backfill.DEFAULT_PAGE_SIZE, metavar="N", help="files per GET /files/"
+        "--page-size",
+        type=_page_size,
+        metavar="N",
+        help=f"files per GET /files/ (default {backfill.DEFAULT_PAGE_SIZE}; a resumed backfill keeps its own)",
     )
     fill.add_argument("--max-pages", type=_positive, metavar="N", help="stop after N pages (resume later)")
 

@@ -21,6 +21,8 @@ from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from uploadcare_s3_copy.copy_request import CopyRequest, is_file_uuid, now_iso
 from uploadcare_s3_copy.reasons import CopyFailure, Reason, TransientFailure
 from uploadcare_s3_copy.uploadcare import FilesPage, files_cursor
@@ -343,6 +345,8 @@ def command(ctx: Context, args: argparse.Namespace) -> int:
         raise UsageError("--to is before --from")
     if dry_run and args.resume:
         raise UsageError("--dry-run lists from --from; it does not resume a saved backfill")
+    if args.resume and args.page_size is not None:
+        raise UsageError("--page-size cannot apply on --resume: the saved cursor already names its page size")
     queue_url = ctx.resources.queue_url or ""
     store = (
         None
@@ -381,6 +385,12 @@ def command(ctx: Context, args: argparse.Namespace) -> int:
     except CopyFailure as failure:
         progress.finish()
         raise CliError(f"GET /files/ failed ({failure.reason}: {failure.detail})\n" + where()) from failure
+    except CliError as error:  # SQS refused some of a page's copy requests (BatchSender.send_all)
+        progress.finish()
+        raise CliError(f"{error}\nThe page is queued again on resume.\n" + where()) from error
+    except (ClientError, BotoCoreError) as error:  # SQS unreachable or refusing the whole call
+        progress.finish()
+        raise CliError(f"queueing to SQS failed ({error})\nThe page is queued again on resume.\n" + where()) from error
     progress.finish()
     seconds = ctx.clock() - started
     if store is None:
@@ -419,6 +429,7 @@ def _started(ctx: Context, args: argparse.Namespace, store: StateFile | None, qu
         raise UsageError("backfill needs --from DATE (or --resume to continue a saved one)")
     lower = iso_z(args.from_)
     stored = True if args.stored_only else None
+    page_size: int = args.page_size if args.page_size is not None else DEFAULT_PAGE_SIZE
     if store is not None:
         _warn_if_replacing(ctx, store)
     return BackfillState(
@@ -426,8 +437,8 @@ def _started(ctx: Context, args: argparse.Namespace, store: StateFile | None, qu
         from_datetime=lower,
         to_datetime=iso_z(args.to) if args.to else None,
         stored_only=args.stored_only,
-        page_size=args.page_size,
-        cursor=files_cursor(from_datetime=lower, stored=stored, limit=args.page_size),
+        page_size=page_size,
+        cursor=files_cursor(from_datetime=lower, stored=stored, limit=page_size),
     )
 
 

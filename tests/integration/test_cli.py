@@ -18,6 +18,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import EndpointConnectionError
 
 import handle_copy
 from devkit.cli_session import publish_stack
@@ -227,6 +228,42 @@ def test_a_backfill_interrupted_mid_page_resumes_from_the_last_saved_page(
     assert set(first_queued) | set(second_queued) == {file.uuid for file in files}
     assert len(set(first_queued) & set(second_queued)) == 20
     assert second.code == 0
+
+
+def test_an_sqs_failure_mid_page_keeps_the_resume_hint_and_the_resume_finishes(
+    ops: Ops, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given 120 files, listed 50 a page, and SQS failing the 7th SendMessageBatch (inside page 2)
+    files = uploads(ops, 120)
+    original = BatchSender.send_batch
+    calls = 0
+
+    def sqs_down_on_the_7th_batch(self: BatchSender, bodies: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 7:
+            raise EndpointConnectionError(endpoint_url="http://127.0.0.1:9/")
+        return original(self, bodies)
+
+    monkeypatch.setattr(BatchSender, "send_batch", sqs_down_on_the_7th_batch)
+
+    # When the backfill meets it, and is then resumed
+    first = ops.run("backfill", "--from", "2024-01-01", "--page-size", "50")
+    saved = state_of(ops)
+    first_queued = {request["uuid"] for request in ops.take_queued()}
+    second = ops.run("backfill", "--resume")
+    second_queued = {request["uuid"] for request in ops.take_queued()}
+
+    # Then the failed run says what failed and how to continue from the page in flight (no traceback)
+    assert first.code == 1, first.text
+    assert "queueing to SQS failed" in first.err
+    assert f"Next page: {saved['cursor']}" in first.err
+    assert "Continue with: uploadcare-s3-copy backfill --resume" in first.err
+    assert "Traceback" not in first.err
+    assert saved["pages"] == 1
+    # and the resume queued page 2 again and the rest: every file queued
+    assert second.code == 0, second.text
+    assert first_queued | second_queued == {file.uuid for file in files}
 
 
 def test_a_backfill_skips_files_outside_the_range_and_unstored_files_with_stored_only(ops: Ops) -> None:

@@ -19,8 +19,7 @@ import handle_copy
 from devkit.emulator import EmulatedFile
 from devkit.lambda_context import LambdaContext
 from devkit.sqs_poller import queue_arn, to_lambda_record
-from tests.integration.aws_faults import AwsFaults, service_error, throttled, unavailable
-from tests.integration.copier_support import CopierHarness, copier, reason_of
+from tests.integration.copier_support import CopierHarness, copier
 from uploadcare_s3_copy.copier.rules import AFTER_COPY_SECONDS, SAFETY_MARGIN_SECONDS
 from uploadcare_s3_copy.copier.service import CopyService
 from uploadcare_s3_copy.copy_request import CopyRequest
@@ -231,80 +230,5 @@ def test_records_not_started_before_the_deadline_are_given_back_uncalled(
     assert copier.dead_letters() == []
 
 
-# --- an AWS dependency fails ------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("error", [throttled, unavailable], ids=["throttled", "unreachable"])
-def test_the_idempotency_table_failing_gives_the_record_back_before_any_copy(
-    copier: CopierHarness, monkeypatch: pytest.MonkeyPatch, error: Any
-) -> None:
-    # Given DynamoDB refusing the idempotency table's writes
-    faults = AwsFaults().install(monkeypatch)
-    faults.fail("dynamodb", "PutItem", error)
-    file = copier.add_file(size=64)
-    copier.send(file)
-
-    # When the copier runs once
-    stats = copier.poll_once()
-
-    # Then the record is given back without calling Uploadcare (no copy without a record of it), and not parked
-    assert len(stats.responses[0]["batchItemFailures"]) == 1
-    assert copier.emulator.copy_calls(file.uuid) == 0
-    assert copier.queue_depth() == 1
-    assert copier.dead_letters() == []
-
-    # And once DynamoDB is back, the redelivery copies and verifies it
-    faults.clear()
-    copier.drain()
-    assert_verified_once(copier, file)
-    assert copier.queue_depth() == 0
-
-
-def test_the_idempotency_table_failing_after_the_copy_is_finished_by_a_later_redelivery(
-    copier: CopierHarness, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Given DynamoDB failing to mark the record done, after the file was copied and verified
-    faults = AwsFaults().install(monkeypatch)
-    faults.fail("dynamodb", "UpdateItem", throttled)
-    file = copier.add_file(size=99)
-    copier.send(file)
-
-    # When the copier runs once
-    stats = copier.poll_once()
-
-    # Then the record is given back (the copy is not remembered as done), and stays INPROGRESS until its deadline
-    assert len(stats.responses[0]["batchItemFailures"]) == 1
-    assert copier.emulator.copies(file.uuid) == 1
-    assert len(in_progress_records(copier)) == 1
-
-    # And after that deadline, with DynamoDB back, the redelivery verifies the copy already there
-    faults.clear()
-    deadline_of_dead_invocation_passes(copier)
-    copier.drain()
-    assert copier.emulator.copy_stats(file.uuid).already_exists == 1
-    assert_verified_once(copier, file)
-    assert copier.dead_letters() == []
-    assert copier.queue_depth() == 0
-
-
-def test_a_dead_letter_send_that_fails_gives_the_record_back_until_it_is_parked(
-    copier: CopierHarness, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Given a copy that fails permanently (wrong size) while the DLQ cannot be reached, twice
-    faults = AwsFaults().install(monkeypatch)
-    dlq = faults.fail(
-        "sqs", "SendMessage", service_error, when=lambda p: p["QueueUrl"] == copier.stack.dlq_url, times=2
-    )
-    file = copier.add_file(size=50, wrong_size=True)
-    [body] = copier.send(file)
-
-    # When the copier runs over the queue until it is empty
-    stats = copier.drain()
-
-    # Then the record was given back while the DLQ was down, and parked with its reason once it was up: not lost
-    assert dlq.hits == 2
-    assert stats.given_back == 2
-    [message] = copier.dead_letters()
-    assert reason_of(message) == "verification_failed"
-    assert message["Body"] == body
-    assert copier.queue_depth() == 0
+# AWS dependencies failing (DynamoDB, S3, SQS, Secrets Manager) are injected in front of moto by
+# tests/integration/test_aws_outages.py, on the real schedule.

@@ -185,12 +185,14 @@ def test_copier_concurrency_and_batching_are_parameters_within_lambda_limits() -
     assert properties["MaximumBatchingWindowInSeconds"] == {"Ref": "CopyBatchWindowSeconds"}
 
 
-def test_shared_package_is_one_layer_built_by_sam_for_arm64() -> None:
+def test_shared_package_is_one_layer_built_by_sam_for_the_functions_architecture() -> None:
     layer = template()["Resources"]["CommonLayer"]
 
     assert layer["Type"] == "AWS::Serverless::LayerVersion"
     assert layer["Properties"]["ContentUri"] == "layers/common/"
     assert layer["Properties"]["CompatibleRuntimes"] == ["python3.13"]
-    assert layer["Metadata"] == {"BuildMethod": "python3.13", "BuildArchitecture": "arm64"}
+    # Fixed at arm64, an x86_64 deployment would get arm64 wheels in its layer (SAM CLI resolves this Ref)
+    assert layer["Metadata"] == {"BuildMethod": "python3.13", "BuildArchitecture": {"Ref": "Architecture"}}
+    assert layer["Properties"]["CompatibleArchitectures"] == [{"Ref": "Architecture"}]
     assert (ROOT / "layers/common/requirements.txt").is_file()
     assert (ROOT / "layers/common/uploadcare_s3_copy/__init__.py").is_file()

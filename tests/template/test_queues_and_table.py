@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.template.support import parameter, stack, template
+from uploadcare_s3_copy.copier.rules import DEFAULT_MAX_RECEIVES, retry_budget_seconds
 
 FOURTEEN_DAYS = 14 * 24 * 3600
 
@@ -15,6 +16,15 @@ def test_copy_queue_hands_failing_requests_to_the_dead_letter_queue() -> None:
     assert redrive["deadLetterTargetArn"] == {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
     assert redrive["maxReceiveCount"] == {"Ref": "MaxReceiveCount"}
     assert parameter("MaxReceiveCount")["MinValue"] >= 1
+
+
+def test_the_default_retry_budget_rides_out_an_hour_and_the_parameter_says_so() -> None:
+    default = int(parameter("MaxReceiveCount")["Default"])
+    budget = retry_budget_seconds(default)
+
+    assert default == DEFAULT_MAX_RECEIVES
+    assert budget >= 3600
+    assert f"{budget:,} s" in parameter("MaxReceiveCount")["Description"]
 
 
 @pytest.mark.parametrize("timeout", [str(value) for value in parameter("CopierTimeoutSeconds")["AllowedValues"]])

@@ -91,6 +91,7 @@ def test_a_missing_setting_is_a_usage_error_that_names_where_to_give_it() -> Non
         (["backfill"], "backfill needs --from DATE"),
         (["backfill", "--from", "2024-02-01", "--to", "2024-01-31"], "--to is before --from"),
         (["backfill", "--resume", "--dry-run"], "does not resume"),
+        (["backfill", "--resume", "--page-size", "50"], "--page-size cannot apply on --resume"),
         (["backfill", "--from", "2024-01-01", "--pattern", "${nope}"], "unknown placeholder ${nope}"),
         (["backfill", "--from", "2024-01-01", "--make-public", "maybe"], "make_public 'maybe' is not true or false"),
         (["backfill", "--from", "2024-01-01", "--api-url", "ftp://x"], "is not an http(s) URL"),

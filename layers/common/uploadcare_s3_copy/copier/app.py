@@ -258,7 +258,7 @@ class Copier:
         expiry_ms = existing.in_progress_expiry_timestamp if existing is not None else None
         if expiry_ms is None:
             return fallback
-        return time.monotonic() + max(0.0, expiry_ms / 1000 - time.time())
+        return time.monotonic() + max(0.0, float(expiry_ms) / 1000 - time.time())  # a Decimal from DynamoDB
 
     def _copy_unguarded(
         self,
