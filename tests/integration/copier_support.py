@@ -94,6 +94,13 @@ class CopierHarness:
         return predict_key(PREFIX, "${default}", file.uuid, file.original_filename)
 
 
+def assert_verified_once(copier: CopierHarness, *files: EmulatedFile) -> None:
+    """Each file is in the bucket at its key with its size, from exactly one successful remote copy."""
+    for file in files:
+        assert copier.object_size(copier.key_of(file)) == file.size
+        assert copier.emulator.copies(file.uuid) == 1
+
+
 def reason_of(message: dict[str, Any]) -> str:
     return str(message["MessageAttributes"]["reason"]["StringValue"])
 

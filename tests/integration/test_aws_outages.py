@@ -16,11 +16,10 @@ import pytest
 import handle_copy
 import handle_webhook
 from devkit.aws_faults import AwsFaultProxy, Call, Fault
-from devkit.emulator import EmulatedFile
 from devkit.lambda_context import LambdaContext
 from devkit.sqs_poller import queue_arn, to_lambda_record
 from tests.conftest import load_event
-from tests.integration.copier_support import CopierHarness, copier, reason_of
+from tests.integration.copier_support import CopierHarness, assert_verified_once, copier, reason_of
 from tests.integration.test_webhook_handler import Stack, stack
 from tests.webhook_support import FILE_UPLOADED
 from uploadcare_s3_copy.copier.rules import (
@@ -82,12 +81,6 @@ def poll_as_lambda(copier: CopierHarness, seconds: float, *, timeout: float = SH
             if message["MessageId"] not in failed:
                 sqs.delete_message(QueueUrl=copier.stack.queue_url, ReceiptHandle=message["ReceiptHandle"])
     return receipts
-
-
-def assert_verified_once(copier: CopierHarness, *files: EmulatedFile) -> None:
-    for file in files:
-        assert copier.object_size(copier.key_of(file)) == file.size
-        assert copier.emulator.copies(file.uuid) == 1
 
 
 # --- the idempotency table --------------------------------------------------------------------------------------

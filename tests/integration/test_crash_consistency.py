@@ -16,10 +16,9 @@ import boto3
 import pytest
 
 import handle_copy
-from devkit.emulator import EmulatedFile
 from devkit.lambda_context import LambdaContext
 from devkit.sqs_poller import queue_arn, to_lambda_record
-from tests.integration.copier_support import CopierHarness, copier
+from tests.integration.copier_support import CopierHarness, assert_verified_once, copier
 from uploadcare_s3_copy.copier.rules import AFTER_COPY_SECONDS, SAFETY_MARGIN_SECONDS
 from uploadcare_s3_copy.copier.service import CopyService
 from uploadcare_s3_copy.copy_request import CopyRequest
@@ -98,12 +97,6 @@ def deadline_of_dead_invocation_passes(copier: CopierHarness) -> int:
             ExpressionAttributeValues={":past": {"N": past}},
         )
     return len(records)
-
-
-def assert_verified_once(copier: CopierHarness, *files: EmulatedFile) -> None:
-    for file in files:
-        assert copier.object_size(copier.key_of(file)) == file.size
-        assert copier.emulator.copies(file.uuid) == 1
 
 
 # --- the copier dies between Uploadcare's copy and the idempotency record --------------------------------------

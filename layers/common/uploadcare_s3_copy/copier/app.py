@@ -143,7 +143,7 @@ class Copier:
             outcomes.append(outcome)
             if outcome.give_back:
                 count = receive_count(record)
-                delay = retry_delay(outcome.reason, outcome.retry_after, count)
+                delay = retry_delay(outcome.retry_after, count)
                 given_back.append((record.receipt_handle, delay, outcome.hold_until))
                 raise RetryLater(f"{outcome.reason}: given back to the queue")
             return outcome.outcome

@@ -29,7 +29,7 @@ MAX_THROTTLE_WAITS = 2
 NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
 DENIED_CODES = frozenset({"403", "AccessDenied", "Forbidden"})
 
-# Every AWS call the copier makes is bounded by its client configuration (copier/app.py, AWS_CLIENT_CONFIG):
+# Every AWS call the copier makes is bounded by its client configuration (copier/app.py, `aws_client_config`):
 # 1 s to connect, 2 s per read, two attempts in all. AWS_CALL_SECONDS is the worst such call, back-off included.
 AWS_CONNECT_SECONDS = 1.0
 AWS_READ_SECONDS = 2.0
@@ -60,7 +60,7 @@ NOT_VISIBLE_RECEIVES = 3
 SQS_MAX_VISIBILITY_SECONDS = 43200
 
 
-def retry_delay(reason: Reason | None, retry_after: float | None, receive_count: int) -> int:
+def retry_delay(retry_after: float | None, receive_count: int) -> int:
     """Seconds until a given-back record is delivered again: the exponential back-off on the receive count (15 s,
     30 s, 60 s, ... at most 15 min), or Uploadcare's Retry-After when that is longer. Never shorter than the back-off:
     a run of short Retry-After answers must not spend the receives of the retry budget in seconds."""
@@ -74,7 +74,7 @@ def retry_delay(reason: Reason | None, retry_after: float | None, receive_count:
 def retry_budget_seconds(max_receives: int) -> int:
     """How long a request that keeps failing transiently is retried before SQS dead-letters it: the waits after
     each of its first `max_receives - 1` receives."""
-    return sum(retry_delay(None, None, count) for count in range(1, max_receives))
+    return sum(retry_delay(None, count) for count in range(1, max_receives))
 
 
 def hold_delay(seconds_left: float) -> int:
@@ -102,7 +102,7 @@ def locate_copy(result: RemoteCopyResult, request: CopyRequest, settings: Copier
     return location
 
 
-def missing_object(location: S3Location, expected_size: int, receive_count: int = NOT_VISIBLE_RECEIVES) -> CopyFailure:
+def missing_object(location: S3Location, expected_size: int, receive_count: int) -> CopyFailure:
     """No object where the copy must be, after Uploadcare answered success: not visible yet on early receives
     (given back), `verification_failed` from the NOT_VISIBLE_RECEIVES-th on."""
     detail = f"no object at {location} (expected {expected_size} bytes)"

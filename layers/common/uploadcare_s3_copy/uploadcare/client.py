@@ -73,7 +73,7 @@ _pool_lock = threading.Lock()
 def shared_pool() -> urllib3.PoolManager:
     """One pooled connection manager per process for clients built without one (the ops CLI)."""
     global _pool  # noqa: PLW0603 - a process-wide pool is the point
-    with _pool_lock:  # record threads of a cold container must not each build one
+    with _pool_lock:  # threads sharing it must not each build one
         if _pool is None:
             _pool = new_pool()
         return _pool
