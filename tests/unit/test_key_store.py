@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
-from uploadcare_s3_copy.secrets import KeyStore, UploadcareKeys
+import pytest
+from aws_lambda_powertools.utilities import parameters
+
+from uploadcare_s3_copy.secrets import KeyStore, SecretUnavailableError, UploadcareKeys
 
 OLD = {"public_key": "pk", "secret_key": "old-secret-key", "webhook_signing_secret": "s"}
 NEW = {"public_key": "pk", "secret_key": "new-secret-key", "webhook_signing_secret": "s"}
@@ -62,4 +66,39 @@ def test_a_second_reread_within_the_minute_is_refused() -> None:
     assert store.refresh() is None
     now[0] = 60.0
     assert store.refresh() is not None
+    assert secrets_manager.forced == 2
+
+
+class FailingOnceSecretsManager:
+    """Secrets Manager refusing the first forced read (throttled, down), then answering."""
+
+    def __init__(self) -> None:
+        self.forced = 0
+
+    def __call__(self, secret_id: str, force: bool) -> Any:
+        if force:
+            self.forced += 1
+            if self.forced == 1:
+                raise parameters.exceptions.GetParameterError("throttled") from ConnectionError("503")
+        return NEW
+
+
+def test_a_failed_reread_may_be_retried_soon_not_after_the_minute() -> None:
+    # Given a re-read (after a 401 from a rotated key) that Secrets Manager fails
+    secrets_manager = FailingOnceSecretsManager()
+    store = KeyStore("uc", fetch=secrets_manager, retry_failed_refresh_seconds=0.2)
+    with pytest.raises(SecretUnavailableError):
+        store.refresh()
+
+    # When the next record meets a 401 at once, and again once the short retry wait has really passed
+    at_once = store.refresh()
+    time.sleep(0.25)
+    later = store.refresh()
+
+    # Then the first is refused (no hammering of a failing Secrets Manager), the second reads the new key, and a
+    # successful re-read blocks the next one for the whole minute again
+    assert at_once is None
+    assert later is not None
+    assert later.secret_key == "new-secret-key"
+    assert store.refresh() is None
     assert secrets_manager.forced == 2

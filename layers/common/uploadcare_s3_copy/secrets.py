@@ -20,6 +20,9 @@ from botocore.config import Config
 
 CACHE_SECONDS = 300
 MIN_REFRESH_SECONDS = 60
+# After a re-read that failed (Secrets Manager throttled or down), the next may be tried this soon: a failed re-read
+# must not leave a rotated key unread for the whole minute, every record meanwhile spending a receive on a 401.
+RETRY_FAILED_REFRESH_SECONDS = 5
 REQUIRED_FIELDS = ("public_key", "secret_key", "webhook_signing_secret")
 
 
@@ -77,30 +80,35 @@ class KeyStore:
         fetch: Callable[[str, bool], Any] | None = None,
         clock: Callable[[], float] = time.monotonic,
         min_refresh_seconds: float = MIN_REFRESH_SECONDS,
+        retry_failed_refresh_seconds: float = RETRY_FAILED_REFRESH_SECONDS,
     ) -> None:
         self.secret_id = secret_id
         self._required = required
         self._fetch = fetch or secrets_manager_fetcher()
         self._clock = clock
         self._min_refresh = min_refresh_seconds
-        self._last_refresh: float | None = None
+        self._retry_failed = retry_failed_refresh_seconds
+        self._next_refresh: float | None = None  # the clock time before which a re-read is refused
         self._lock = threading.Lock()
 
     def get(self) -> UploadcareKeys:
         return self._read(force=False)
 
     def refresh(self) -> UploadcareKeys | None:
-        """Re-read the secret, bypassing the cache, unless that was done less than a minute ago (then None).
+        """Re-read the secret, bypassing the cache, unless that was done less than a minute ago (then None). A re-read
+        that failed (SecretUnavailableError) may be tried again after RETRY_FAILED_REFRESH_SECONDS.
 
         The read happens under the lock, so a thread that finds a re-read under way waits for it and its next `get()`
         returns the new value (a copier batch meeting a rotated key gets one 401 per record at once).
         """
         with self._lock:
             now = self._clock()
-            if self._last_refresh is not None and now - self._last_refresh < self._min_refresh:
+            if self._next_refresh is not None and now < self._next_refresh:
                 return None
-            self._last_refresh = now
-            return self._read(force=True)
+            self._next_refresh = now + self._retry_failed
+            keys = self._read(force=True)
+            self._next_refresh = now + self._min_refresh
+            return keys
 
     def _read(self, force: bool) -> UploadcareKeys:
         try:
