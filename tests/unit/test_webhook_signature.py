@@ -296,3 +296,26 @@ def test_base64_text_of_the_vector_body_decodes_to_the_signed_bytes() -> None:
     assert event["body"] == base64.b64encode(W2_BODY).decode()
     assert answer.status == 400
     assert answer.body["message"] == "data.size is missing"
+
+
+def test_a_mismatch_right_after_a_failed_reread_is_a_503_not_a_401() -> None:
+    # Given an app with the old signing secret cached, whose re-read at a rotation Secrets Manager fails
+    secrets = SecretsStub(signing_secret_value("old-secret"))
+    queue = RecordingQueue()
+    app = unit_app(secrets=secrets, queue=queue)
+    assert app.answer(event_for(sample_payload(), secret="old-secret")).status == 202
+    error = GetParameterError("throttled")
+    error.__cause__ = ConnectionError("503")
+    secrets.value = error
+    assert app.answer(event_for(sample_payload(), secret="new-secret")).status == 503
+
+    # When the next delivery signed with the new secret arrives at once (before a re-read may be tried again)
+    fetches = secrets.fetches
+    answer = app.answer(event_for(sample_payload(), secret="new-secret"))
+
+    # Then it is told to come back later (the secret may have been rotated: refusing it would be a guess), without
+    # another call to the failing Secrets Manager, and nothing is queued
+    assert answer.status == 503
+    assert answer.body["reason"] == "secret_unavailable"
+    assert secrets.fetches == fetches
+    assert len(queue.messages) == 1

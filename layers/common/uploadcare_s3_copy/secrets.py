@@ -89,6 +89,7 @@ class KeyStore:
         self._min_refresh = min_refresh_seconds
         self._retry_failed = retry_failed_refresh_seconds
         self._next_refresh: float | None = None  # the clock time before which a re-read is refused
+        self._refresh_failed: str | None = None  # why the last re-read failed, if it did
         self._lock = threading.Lock()
 
     def get(self) -> UploadcareKeys:
@@ -96,7 +97,8 @@ class KeyStore:
 
     def refresh(self) -> UploadcareKeys | None:
         """Re-read the secret, bypassing the cache, unless that was done less than a minute ago (then None). A re-read
-        that failed (SecretUnavailableError) may be tried again after RETRY_FAILED_REFRESH_SECONDS.
+        that failed (SecretUnavailableError) may be tried again after RETRY_FAILED_REFRESH_SECONDS; until then
+        `refresh` raises SecretUnavailableError again, without a call (the caller answers "try later", not "no").
 
         The read happens under the lock, so a thread that finds a re-read under way waits for it and its next `get()`
         returns the new value (a copier batch meeting a rotated key gets one 401 per record at once).
@@ -104,9 +106,16 @@ class KeyStore:
         with self._lock:
             now = self._clock()
             if self._next_refresh is not None and now < self._next_refresh:
+                if self._refresh_failed is not None:  # what the secret holds now is unknown: not "nothing new"
+                    raise SecretUnavailableError(f"{self._refresh_failed} (a re-read is tried again shortly)")
                 return None
             self._next_refresh = now + self._retry_failed
-            keys = self._read(force=True)
+            try:
+                keys = self._read(force=True)
+            except SecretUnavailableError as error:
+                self._refresh_failed = str(error)
+                raise
+            self._refresh_failed = None
             self._next_refresh = now + self._min_refresh
             return keys
 

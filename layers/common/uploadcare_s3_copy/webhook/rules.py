@@ -104,7 +104,9 @@ def check_signature(value: str | None, body: bytes, keys: SigningKeys) -> None:
         )
     if signing.verify(value, body, keys.get().webhook_signing_secret):
         return
-    refreshed = keys.refresh()  # None when the secret was re-read less than a minute ago
+    # None when the secret was re-read less than a minute ago; SecretUnavailableError (-> 503) while a failed re-read
+    # waits to be tried again: the secret may have been rotated, so "no" would be a guess
+    refreshed = keys.refresh()
     if refreshed is not None and signing.verify(value, body, refreshed.webhook_signing_secret):
         logger.info("signature matched the re-read signing secret (rotated)")
         return
