@@ -3,6 +3,7 @@ same bucket, and the SQS poller that runs `handle_copy.lambda_handler` as Lambda
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,7 @@ from devkit.emulator import EmulatedFile, Storage, UploadcareEmulator
 from devkit.local_resources import LocalStack, StackSpec, create_stack, read_queue
 from devkit.sqs_poller import PollStats, drain, poll_once
 from uploadcare_s3_copy.copier.patterns import predict_key
+from uploadcare_s3_copy.copier.rules import AFTER_COPY_SECONDS, MIN_CALL_SECONDS, SAFETY_MARGIN_SECONDS
 from uploadcare_s3_copy.copy_request import CopyRequest
 from uploadcare_s3_copy.observability import metrics
 
@@ -24,6 +26,8 @@ PUBLIC_KEY = "copier-public-key"
 SECRET_KEY = "copier-secret-key"
 STORAGE = "copy-storage"
 PREFIX = "uploads/"
+# The shortest copier invocation that still starts a remote copy: its in-progress window is this long.
+SHORT_TIMEOUT = SAFETY_MARGIN_SECONDS + AFTER_COPY_SECONDS + MIN_CALL_SECONDS + 1.0
 
 
 @dataclass
@@ -67,6 +71,17 @@ class CopierHarness:
             give_back_visibility=None if as_lambda else 0,
         )
         return stats
+
+    def poll_until_received(self, *, within: float, function_timeout: float = SHORT_TIMEOUT) -> tuple[PollStats, float]:
+        """Polls as Lambda would, every half second, until a batch arrives (at most `within` seconds); returns its
+        stats and the time.monotonic() it arrived. Waits on the real schedule: nothing here moves a clock."""
+        give_up = time.monotonic() + within
+        while time.monotonic() < give_up:
+            stats = self.poll_once(function_timeout=function_timeout, as_lambda=True)
+            if stats.received:
+                return stats, time.monotonic()
+            time.sleep(0.5)
+        raise AssertionError(f"nothing came back within {within:.0f} s")
 
     def visible_messages(self) -> int:
         answer = boto3.client("sqs").receive_message(

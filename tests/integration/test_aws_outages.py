@@ -16,25 +16,21 @@ import pytest
 import handle_copy
 import handle_webhook
 from devkit.aws_faults import AwsFaultProxy, Call, Fault
+from devkit.emulator import Fault as UploadcareFault
 from devkit.lambda_context import LambdaContext
 from devkit.sqs_poller import queue_arn, to_lambda_record
 from tests.conftest import load_event
-from tests.integration.copier_support import CopierHarness, assert_verified_once, copier, reason_of
+from tests.integration.copier_support import SHORT_TIMEOUT, CopierHarness, assert_verified_once, copier, reason_of
 from tests.integration.test_webhook_handler import Stack, stack
 from tests.webhook_support import FILE_UPLOADED
 from uploadcare_s3_copy.copier.rules import (
-    AFTER_COPY_SECONDS,
     IN_PROGRESS_MARGIN_SECONDS,
-    MIN_CALL_SECONDS,
-    SAFETY_MARGIN_SECONDS,
 )
 from uploadcare_s3_copy.copy_request import CopyRequest
 
 __all__ = ["copier", "stack"]  # the fixtures
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
 
-# The shortest copier invocation that still starts a remote copy: its in-progress window is this long.
-SHORT_TIMEOUT = SAFETY_MARGIN_SECONDS + AFTER_COPY_SECONDS + MIN_CALL_SECONDS + 1.0
 BOTH_ATTEMPTS = 2  # the functions' AWS clients try a call twice: a fault must meet both to reach the code
 
 
@@ -208,6 +204,28 @@ def test_a_dead_letter_send_that_fails_gives_the_record_back_until_it_is_parked(
     assert reason_of(message) == "verification_failed"
     assert message["Body"] == body
     assert copier.queue_depth() == 0
+
+
+def test_retry_waits_that_cannot_be_set_leave_the_record_to_the_queues_visibility_timeout(
+    copier: CopierHarness, proxy: AwsFaultProxy
+) -> None:
+    # Given Uploadcare answering 503 for a file, and SQS failing the copier's ChangeMessageVisibilityBatch
+    rule = proxy.add("sqs:ChangeMessageVisibilityBatch", Fault.unavailable(), times=BOTH_ATTEMPTS)
+    file = copier.add_file(size=99)
+    copier.emulator.script(file.uuid, UploadcareFault.server_error(503))
+    copier.send(file)
+
+    # When the copier runs once, as Lambda would (what it gives back keeps the visibility SQS gave it)
+    stats = copier.poll_once(as_lambda=True)
+
+    # Then the invocation still reports the record as failed (not lost, not a crashed batch), and the record waits
+    # out the queue's visibility timeout instead of the back-off: invisible, on the queue, not parked
+    assert rule.hits == BOTH_ATTEMPTS
+    assert stats.handler_errors == 0
+    assert len(stats.responses[0]["batchItemFailures"]) == 1
+    assert copier.visible_messages() == 0
+    assert copier.queue_depth() == 1
+    assert copier.dead_letters() == []
 
 
 def test_secrets_manager_failing_gives_every_record_back_without_failing_the_invocation(

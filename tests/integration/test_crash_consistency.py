@@ -3,8 +3,9 @@ copy request ends verified in S3 (with one successful remote copy) or in the DLQ
 never dead-lettered for a copy that succeeded.
 
 The copier runs over a real SQS queue on the moto server through the Uploadcare emulator (copier_support.py).
-Where Lambda would let time pass (a visibility timeout, the deadline of a killed invocation), the test moves the
-clock of that one piece of state instead of sleeping.
+A killed invocation's in-progress window is waited out on the real schedule (the shortest Lambda timeout that still
+starts a copy, about half a minute); only the visibility timeout of a failed invocation's batch (SQS's own clock,
+35 minutes for the default template) is cut short by making its messages visible.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ import pytest
 import handle_copy
 from devkit.lambda_context import LambdaContext
 from devkit.sqs_poller import queue_arn, to_lambda_record
-from tests.integration.copier_support import CopierHarness, assert_verified_once, copier
-from uploadcare_s3_copy.copier.rules import AFTER_COPY_SECONDS, SAFETY_MARGIN_SECONDS
+from tests.integration.copier_support import SHORT_TIMEOUT, CopierHarness, assert_verified_once, copier
+from uploadcare_s3_copy.copier.rules import AFTER_COPY_SECONDS, IN_PROGRESS_MARGIN_SECONDS, SAFETY_MARGIN_SECONDS
 from uploadcare_s3_copy.copier.service import CopyService
 from uploadcare_s3_copy.copy_request import CopyRequest
 
@@ -83,22 +84,6 @@ def in_progress_records(copier: CopierHarness) -> list[dict[str, Any]]:
     return [item for item in items if item.get("status", {}).get("S") == "INPROGRESS"]
 
 
-def deadline_of_dead_invocation_passes(copier: CopierHarness) -> int:
-    """A killed invocation leaves its idempotency record INPROGRESS until that invocation's deadline (Powertools'
-    `in_progress_expiration`); this moves that deadline into the past. Returns how many records it moved."""
-    dynamodb = boto3.client("dynamodb")
-    past = str(int(time.time() * 1000) - 1000)
-    records = in_progress_records(copier)
-    for item in records:
-        dynamodb.update_item(
-            TableName=copier.stack.table,
-            Key={"id": item["id"]},
-            UpdateExpression="SET in_progress_expiration = :past",
-            ExpressionAttributeValues={":past": {"N": past}},
-        )
-    return len(records)
-
-
 # --- the copier dies between Uploadcare's copy and the idempotency record --------------------------------------
 
 
@@ -126,27 +111,30 @@ def test_an_exception_after_the_copy_ends_verified_through_already_exists(
 def test_a_killed_invocation_is_finished_by_the_redelivery_after_its_deadline(
     copier: CopierHarness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Given a file, copied by Uploadcare, whose invocation is killed before the idempotency record completes
+    # Given a file, copied by Uploadcare, whose invocation (the shortest timeout that copies) is killed before the
+    # idempotency record completes
     file = copier.add_file(original_filename="killed.mov", size=2048)
     verify_fails_once_for(monkeypatch, file.uuid, LambdaKilled())
     copier.send(file)
     messages = receive(copier, 1)
+    killed_at = time.monotonic()
     with pytest.raises(LambdaKilled):
-        handle_copy.lambda_handler(lambda_event(copier, messages), LambdaContext(timeout_seconds=60))
+        handle_copy.lambda_handler(lambda_event(copier, messages), LambdaContext(timeout_seconds=SHORT_TIMEOUT))
     assert copier.emulator.copies(file.uuid) == 1
     assert len(in_progress_records(copier)) == 1  # the dead invocation's record: no `except` cleaned it up
 
     # When SQS redelivers before the dead invocation's deadline has passed
     visibility_timeout_passes(copier, messages)
-    early = copier.poll_once()
+    early = copier.poll_once(function_timeout=SHORT_TIMEOUT, as_lambda=True)
 
     # Then the record is given back untouched (another invocation might still be copying): no call, no DLQ
     assert len(early.responses[0]["batchItemFailures"]) == 1
     assert copier.emulator.copy_calls(file.uuid) == 1
 
-    # And once the deadline has passed, the next redelivery finishes the copy through "already exists"
-    assert deadline_of_dead_invocation_passes(copier) == 1
-    later = copier.drain()
+    # And it comes back on the copier's hold, once the dead invocation's deadline has passed, and that redelivery
+    # finishes the copy through "already exists"
+    later, came_back = copier.poll_until_received(within=SHORT_TIMEOUT + IN_PROGRESS_MARGIN_SECONDS + 10)
+    assert came_back - killed_at >= SHORT_TIMEOUT
     assert later.responses[0] == {"batchItemFailures": []}
     assert copier.emulator.copy_stats(file.uuid).already_exists == 1
     assert_verified_once(copier, file)
@@ -165,17 +153,26 @@ def test_a_batch_killed_mid_way_redelivers_everything_and_copies_nothing_twice(
     copier.send(*done_first, killed)
     messages = receive(copier, 3)
     first_killed_last = sorted(messages, key=lambda m: CopyRequest.from_message(m["Body"]).uuid == killed.uuid)
+    killed_at = time.monotonic()
     with pytest.raises(LambdaKilled):
-        handle_copy.lambda_handler(lambda_event(copier, first_killed_last), LambdaContext(timeout_seconds=60))
+        handle_copy.lambda_handler(
+            lambda_event(copier, first_killed_last), LambdaContext(timeout_seconds=SHORT_TIMEOUT)
+        )
 
-    # When Lambda gives the whole batch back (a failed invocation) and the dead invocation's deadline passes
+    # When Lambda gives the whole batch back (a failed invocation) and SQS redelivers it
     visibility_timeout_passes(copier, messages)
-    deadline_of_dead_invocation_passes(copier)
-    stats = copier.drain()
+    replayed = copier.poll_once(function_timeout=SHORT_TIMEOUT, as_lambda=True)
 
-    # Then the two finished before the kill are replayed from their idempotency records (no second call), the
-    # killed one is finished through "already exists", and all three are verified with one copy each
-    assert stats.deleted == 3
+    # Then the two finished before the kill are replayed from their idempotency records (no second call) and the
+    # killed one is held back while its dead invocation might still be copying
+    assert replayed.deleted == 2
+    assert replayed.given_back == 1
+    assert [copier.emulator.copy_calls(f.uuid) for f in [*done_first, killed]] == [1, 1, 1]
+
+    # And after the dead invocation's deadline it is finished through "already exists": three verified, one copy each
+    finished, came_back = copier.poll_until_received(within=SHORT_TIMEOUT + IN_PROGRESS_MARGIN_SECONDS + 10)
+    assert came_back - killed_at >= SHORT_TIMEOUT
+    assert finished.deleted == 1
     assert [copier.emulator.copy_calls(f.uuid) for f in [*done_first, killed]] == [1, 1, 2]
     assert_verified_once(copier, *done_first, killed)
     assert copier.dead_letters() == []
