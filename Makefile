@@ -47,7 +47,8 @@ integration: venv ## the integration tests (real HTTP on loopback: moto server, 
 demo: venv ## the whole flow on loopback (moto server + local Uploadcare emulator), no AWS account
 	$(PY) -m devkit.demo
 
-# The fault soak at full size (`make test` runs a reduced one): prints a summary table; SOAK_ARGS="--seed N" replays.
+# The fault soak at full size (`make test` runs a reduced one): prints a summary table; SOAK_ARGS="--seed N" replays,
+# SOAK_ARGS="--aws-faults" also fails AWS calls under both functions, every wait real (about 7.5 minutes).
 soak: venv ## fault soak at full size: 1,000 files through both functions with faults (about 3 minutes)
 	$(PY) -m devkit.soak --files 1000 $(SOAK_ARGS)
 

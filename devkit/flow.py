@@ -128,8 +128,11 @@ class LocalFlow:
             response = handle_webhook.lambda_handler(event, LambdaContext(function_name="WebhookFunction"))
         return int(response["statusCode"])
 
-    def run_copier(self, *, batch_size: int = 10, function_timeout: float = 60.0) -> PollStats:
-        """The copier over the queue until it is empty, failures redelivered as SQS would."""
+    def run_copier(
+        self, *, batch_size: int = 10, function_timeout: float = 60.0, give_back_visibility: int | None = 0
+    ) -> PollStats:
+        """The copier over the queue until it is empty, failures redelivered as SQS would: at once (the default,
+        for quick runs), or with None when the visibility the copier set has passed (see `drain`)."""
         import handle_copy  # noqa: PLC0415
 
         with self._quiet():
@@ -139,6 +142,7 @@ class LocalFlow:
                 handle_copy.lambda_handler,
                 batch_size=batch_size,
                 function_timeout=function_timeout,
+                give_back_visibility=give_back_visibility,
             )
 
     def key_of(self, file: EmulatedFile) -> str:

@@ -17,35 +17,58 @@ What it does, on a moto server and the Uploadcare emulator (devkit/flow.py wires
 * rotates the Uploadcare REST secret key (in the emulator and in Secrets Manager) a third of the way through, and
   the webhook signing secret (in Secrets Manager first, then in what "Uploadcare" signs with) two thirds of the
   way, as docs/deploy.md says to;
-* models Uploadcare's own webhook retries: a delivery answered with anything but 2xx is sent again later.
+* models Uploadcare's own webhook retries: a delivery answered with anything but 2xx is sent again later;
+* with `--aws-faults`, also fails AWS under both functions (devkit/aws_faults.py, a proxy in front of moto that the
+  handlers' boto3 clients use as their endpoint): for ~10 % of the files one chosen call of theirs is throttled,
+  answered 5xx or slowed past the read timeout (the idempotency claim, its save after a verified copy, its delete
+  after a permanent failure, the verifying head_object, the webhook's enqueue, the copier's dead-letter send), and
+  Secrets Manager fails at the REST key rotation. The copier then runs as Lambda's event source would: records it
+  gives back keep the visibility it set (back-off, in-progress windows), so every wait is served on its real schedule.
 
 Then it checks, per file: every good one verified in S3 (right key, right size) with exactly one successful remote
-copy (`emulator.copies(uuid) == 1`); every bad one in the DLQ with its `reason` (once per accepted delivery);
-the copy queue empty; verified + dead-lettered == total.
+copy (`emulator.copies(uuid) == 1`) and never parked; every bad one in the DLQ with its `reason` (once per accepted
+delivery); the copy queue empty; verified + dead-lettered == total. The summary says, per fault kind, how many files
+met it and how they ended.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import io
+import itertools
+import json
 import os
 import random
 import sys
 import time
 import uuid as uuidlib
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from devkit import ROOT
+from botocore.exceptions import ClientError
+
+from devkit import ROOT, aws_faults
+from devkit.aws_faults import AwsFaultProxy, Rule
 from devkit.emulator import EmulatedFile, Fault
 from devkit.flow import LocalFlow
 from devkit.servers import aws_env, moto_server
 from devkit.sqs_poller import PollStats
-from uploadcare_s3_copy.copier.rules import AFTER_COPY_SECONDS, SAFETY_MARGIN_SECONDS
+from uploadcare_s3_copy.copier.app import IDEMPOTENCY_KEY_PREFIX
+from uploadcare_s3_copy.copier.rules import (
+    AFTER_COPY_SECONDS,
+    AWS_ATTEMPTS,
+    AWS_READ_SECONDS,
+    SAFETY_MARGIN_SECONDS,
+    idempotency_key,
+)
+from uploadcare_s3_copy.copier.settings import load_copier_settings
+from uploadcare_s3_copy.copy_request import CopyRequest
+from uploadcare_s3_copy.webhook.adapters import SQS_CLIENT_CONFIG as WEBHOOK_SQS_CONFIG
 
 DEFAULT_SEED = 20261125
 FULL_SIZE = 1000
@@ -64,6 +87,22 @@ FAULT_LABELS = {
     "not_ready": "400 File is not ready yet.",
     "slow": "slower than the read timeout (the copier gives up)",
 }
+# AWS faults (`--aws-faults`): one per chosen file, met by that file's own call (the rule matches its UUID, its
+# queue message or its idempotency record). A fault meets every attempt of the call (the copier's clients try twice,
+# the webhook's SendMessage twice), so the code sees the failure botocore could not retry away.
+AWS_FAULT_LABELS = {
+    "claim_failed": "DynamoDB PutItem throttled (idempotency claim, before the copy)",
+    "save_failed": "DynamoDB UpdateItem throttled (idempotency save, after a verified copy)",
+    "head_error": "S3 HeadObject 500 (the verification after the copy)",
+    "head_slow": "S3 HeadObject slower than the read timeout",
+    "enqueue_failed": "SQS SendMessage 503 (webhook to the copy queue)",
+    "park_failed": "SQS SendMessage 503 (copier to the DLQ)",
+    "delete_failed": "DynamoDB DeleteItem 500 (idempotency record after a permanent failure)",
+}
+GOOD_FILE_AWS_FAULTS = ("claim_failed", "save_failed", "head_error", "head_slow", "enqueue_failed")
+BAD_FILE_AWS_FAULTS = ("park_failed", "delete_failed", "enqueue_failed")
+# How long the run may wait at the end for records the copier gave back (a back-off, an in-progress window).
+SETTLE_SECONDS = 600.0
 NOT_DEAD_LETTERED = frozenset({"verified", "wrong_size", "queued", "lost"})  # LocalFlow outcome states
 FILENAMES = (
     "photo.jpg",
@@ -89,6 +128,9 @@ class SoakConfig:
     function_timeout: float = FUNCTION_TIMEOUT_SECONDS
     slow_seconds: float = SLOW_SECONDS
     rotate: bool = True  # rotate the REST secret key, then the signing secret, mid-run
+    aws_faults: bool = False  # fail AWS calls too (needs the fault proxy: `run_soak(..., proxy=...)`)
+    aws_fault_rate: float = 0.10  # good files with one AWS fault
+    bad_aws_fault_rate: float = 0.5  # bad files (wrong size, over 5 GB) with one: there are few of them
 
 
 @dataclass
@@ -100,6 +142,12 @@ class SoakFile:
     end: str = "lost"  # where it ended: verified | <DLQ reason> | wrong_size | lost
     copies: int = 0  # the emulator's successful (201) remote copies of it
     calls: int = 0  # remote_copy requests naming it
+    aws_fault: str = ""  # a key of AWS_FAULT_LABELS, or ""
+    aws_rule: Rule | None = None  # the proxy's rule for it (its `hits`: how many calls met it)
+
+    @property
+    def met_aws_fault(self) -> bool:
+        return self.aws_rule is not None and self.aws_rule.hits > 0
 
 
 @dataclass
@@ -113,6 +161,9 @@ class SoakResult:
     poll: PollStats = field(default_factory=PollStats)
     uploadcare_answers: Counter[int] = field(default_factory=Counter)
     faults_left: Counter[str] = field(default_factory=Counter)  # scripted faults never reached, by kind
+    secrets_faulted: int = 0  # Secrets Manager calls failed by the proxy (--aws-faults)
+    aws_calls: Counter[str] = field(default_factory=Counter)  # every AWS call the proxy saw, by operation
+    verified_parked: list[str] = field(default_factory=list)  # UUIDs in the DLQ whose copy is in S3, right size
     seconds: float = 0.0
     problems: list[str] = field(default_factory=list)
 
@@ -151,6 +202,63 @@ def plan_files(config: SoakConfig, rng: random.Random, flow: LocalFlow) -> list[
     return planned
 
 
+def plan_aws_faults(
+    config: SoakConfig, files: list[SoakFile], bodies: dict[str, dict[str, Any]], flow: LocalFlow, proxy: AwsFaultProxy
+) -> None:
+    """Gives ~`aws_fault_rate` of the good files and ~`bad_aws_fault_rate` of the bad ones one AWS fault each, as a
+    proxy rule that only that file's calls match. Its own seeded stream: the rest of the plan stays as without it."""
+    rng = random.Random(f"aws-{config.seed}")
+    settings = load_copier_settings(os.environ)
+    queue, dlq = _queue_name(flow.stack.queue_url), _queue_name(flow.stack.dlq_url)
+    for soaked in files:
+        good = soaked.expect == "verified"
+        if rng.random() >= (config.aws_fault_rate if good else config.bad_aws_fault_rate):
+            continue
+        kind = rng.choice(GOOD_FILE_AWS_FAULTS if good else BAD_FILE_AWS_FAULTS)
+        uuid = soaked.file.uuid
+        request = CopyRequest.from_file_info(bodies[uuid]["data"], event="file.uploaded", origin="webhook")
+        record = idempotency_record_id(idempotency_key(request, settings))
+        soaked.aws_fault = kind
+        soaked.aws_rule = _aws_rule(proxy, kind, uuid, record, queue=queue, dlq=dlq)
+
+
+def _aws_rule(proxy: AwsFaultProxy, kind: str, uuid: str, record: str, *, queue: str, dlq: str) -> Rule:
+    def sent_to(name: str) -> Any:
+        return lambda call: call.mentions(uuid) and call.mentions(f'/{name}"')
+
+    def names(text: str) -> Any:
+        return lambda call: call.mentions(text)
+
+    every_attempt = {"times": AWS_ATTEMPTS}
+    if kind == "claim_failed":
+        return proxy.add("dynamodb:PutItem", aws_faults.Fault.throttled(), when=names(record), **every_attempt)
+    if kind == "save_failed":
+        return proxy.add("dynamodb:UpdateItem", aws_faults.Fault.throttled(), when=names(uuid), **every_attempt)
+    if kind == "delete_failed":
+        return proxy.add("dynamodb:DeleteItem", aws_faults.Fault.server_error(), when=names(record), **every_attempt)
+    if kind in ("head_error", "head_slow"):
+        fault = aws_faults.Fault.server_error() if kind == "head_error" else aws_faults.Fault.slow(AWS_READ_SECONDS + 1)
+        return proxy.add("s3:HeadObject", fault, when=lambda call: uuid in call.path, **every_attempt)
+    if kind == "enqueue_failed":
+        attempts = WEBHOOK_SQS_CONFIG.retries["total_max_attempts"]
+        return proxy.add("sqs:SendMessage", aws_faults.Fault.unavailable(), when=sent_to(queue), times=attempts)
+    if kind == "park_failed":
+        return proxy.add("sqs:SendMessage", aws_faults.Fault.unavailable(), when=sent_to(dlq), **every_attempt)
+    raise ValueError(f"unknown AWS fault kind {kind!r}; known: {', '.join(AWS_FAULT_LABELS)}")
+
+
+def idempotency_record_id(key: dict[str, str]) -> str:
+    """The `id` Powertools gives the copier's idempotency record for `key` (key prefix # md5 of the sorted JSON). If
+    Powertools ever hashes differently, the claim and delete faults stop matching, which the summary shows as
+    "0 met" and the reduced soak test fails on."""
+    digest = hashlib.md5(json.dumps(key, sort_keys=True).encode(), usedforsecurity=False).hexdigest()
+    return f"{IDEMPOTENCY_KEY_PREFIX}#{digest}"
+
+
+def _queue_name(url: str) -> str:
+    return url.rstrip("/").rsplit("/", 1)[-1]
+
+
 def _fault(rng: random.Random, config: SoakConfig) -> Fault:
     kind = rng.choices(["throttled", "server_error", "not_ready", "slow"], weights=[30, 30, 25, 15])[0]
     if kind == "throttled":
@@ -170,13 +278,21 @@ class _Uploadcare:
     retries: list[dict[str, Any]] = field(default_factory=list)
 
 
-def run_soak(flow: LocalFlow, config: SoakConfig) -> SoakResult:
-    """Runs the soak on a started `LocalFlow`; `result.problems` lists every broken promise (empty: all kept)."""
+def run_soak(flow: LocalFlow, config: SoakConfig, proxy: AwsFaultProxy | None = None) -> SoakResult:
+    """Runs the soak on a started `LocalFlow`; `result.problems` lists every broken promise (empty: all kept).
+    With `config.aws_faults`, `proxy` is the fault proxy the handlers' AWS clients go through (`fault_proxy`)."""
+    if config.aws_faults and proxy is None:
+        raise ValueError("aws_faults needs the fault proxy in front of moto: run_soak(flow, config, proxy=...)")
     started = time.monotonic()
     rng = random.Random(config.seed)
     files = plan_files(config, rng, flow)
     by_uuid = {f.file.uuid: f for f in files}
     bodies = {f.file.uuid: flow.webhook_body(f.file) for f in files}
+    if config.aws_faults and proxy is not None:
+        plan_aws_faults(config, files, bodies, flow, proxy)
+    # With AWS faults the copier's give-backs keep their visibility (an in-progress window must really pass);
+    # without, they come back at once, which keeps the plain soak quick.
+    give_back: int | None = None if config.aws_faults else 0
     order = [f.file.uuid for f in files]
     order += rng.sample(order, round(config.files * config.duplicate_rate))
     rng.shuffle(order)
@@ -193,7 +309,7 @@ def run_soak(flow: LocalFlow, config: SoakConfig) -> SoakResult:
             sender.retries.append(bodies[uuid])
 
     def run_copier() -> None:
-        stats = flow.run_copier(function_timeout=config.function_timeout)
+        stats = flow.run_copier(function_timeout=config.function_timeout, give_back_visibility=give_back)
         _add_stats(result.poll, stats)
         pending, sender.retries = sender.retries, []
         for body in pending[:]:
@@ -202,21 +318,42 @@ def run_soak(flow: LocalFlow, config: SoakConfig) -> SoakResult:
 
     for n, uuid in enumerate(order):
         if config.rotate and n == len(order) // 3:
+            if proxy is not None and config.aws_faults:  # the copier's re-read after its 401s fails at first
+                proxy.add("secretsmanager:GetSecretValue", aws_faults.Fault.unavailable(), times=AWS_ATTEMPTS)
             _rotate_secret_key(flow, config.seed)
         if config.rotate and n == 2 * len(order) // 3:
             _rotate_signing_secret(flow, sender, config.seed)
         deliver(uuid)
         if (n + 1) % config.chunk == 0:
             run_copier()
-    for _ in range(5):  # the copier until both the queue and Uploadcare's retries are empty
-        run_copier()
-        if not sender.retries and flow.queue_depth() == 0:
-            break
+    if not _settle(flow, run_copier, sender, waits=give_back is None):
+        result.problems.append(f"the copy queue did not settle within {SETTLE_SECONDS:.0f} s")
 
     _collect(flow, result)
+    if proxy is not None:
+        result.aws_calls = Counter(proxy.calls)
+        result.secrets_faulted = len(proxy.hits_of("secretsmanager:GetSecretValue"))
     result.seconds = time.monotonic() - started
-    result.problems = check(result)
+    result.problems += check(result)
     return result
+
+
+def _settle(flow: LocalFlow, run_copier: Callable[[], None], sender: _Uploadcare, *, waits: bool) -> bool:
+    """Runs the copier until the queue (given-back records too) and Uploadcare's retries are empty; False if that
+    took longer than SETTLE_SECONDS. `waits`: given-back records keep their visibility, so wait for them to come
+    back; otherwise they come back at once, and five rounds that leave something over mean `check` will say what."""
+    settle_by = time.monotonic() + SETTLE_SECONDS
+    for rounds in itertools.count(1):
+        run_copier()
+        if not sender.retries and flow.queue_depth() == 0:
+            return True
+        if not waits and rounds == 5:
+            return True
+        if time.monotonic() > settle_by:
+            return False
+        if waits:
+            time.sleep(1.0)
+    return False  # unreachable: itertools.count never ends
 
 
 # The two rotations happen at different points: in this one process both handlers share Powertools' secret cache
@@ -256,13 +393,53 @@ def _collect(flow: LocalFlow, result: SoakResult) -> None:
         soaked.copies = flow.emulator.copies(soaked.file.uuid)
         soaked.calls = flow.emulator.copy_calls(soaked.file.uuid)
         result.faults_left.update(fault.kind for fault in flow.emulator.pending_faults(soaked.file.uuid))
+    parked = {_attribute(message, "uuid") for message in result.dead_letters}
+    result.verified_parked = [
+        f.file.uuid for f in result.files if f.file.uuid in parked and _copied_whole(flow, f.file)
+    ]
     result.uploadcare_answers = Counter(
         record.status for record in flow.emulator.requests if record.uri == "/files/remote_copy/"
     )
 
 
+def _copied_whole(flow: LocalFlow, file: EmulatedFile) -> bool:
+    try:
+        return int(flow.s3.head_object(Bucket=flow.stack.bucket, Key=flow.key_of(file))["ContentLength"]) == file.size
+    except ClientError:
+        return False
+
+
 def check(result: SoakResult) -> list[str]:
     """Every promise the soak checks, as a list of what was broken."""
+    problems = _check_files(result)
+    reasons = Counter(_attribute(m, "uuid") for m in result.dead_letters)
+    for soaked in result.files:
+        parked = reasons.get(soaked.file.uuid, 0)
+        if soaked.expect != "verified" and parked != soaked.deliveries:
+            problems.append(f"{soaked.file.uuid}: {parked} DLQ messages for {soaked.deliveries} accepted deliveries")
+    if result.verified_parked:
+        problems.append(f"{len(result.verified_parked)} files parked although verified: {result.verified_parked[:5]}")
+    unexplained = [m for m in result.dead_letters if not _attribute(m, "reason") or not _attribute(m, "detail")]
+    if unexplained:
+        problems.append(f"{len(unexplained)} DLQ messages without a reason or detail (moved by SQS after retries)")
+    if result.leftover:
+        problems.append(f"{result.leftover} messages left on the copy queue")
+    if result.poll.handler_errors:
+        problems.append(f"the copier failed {result.poll.handler_errors} whole invocations")
+    # A 503 says "try again later" (Uploadcare does): expected only where AWS itself was failed under the webhook.
+    refused = {
+        status: n
+        for status, n in result.statuses.items()
+        if not 200 <= status < 300 and not (result.config.aws_faults and status == 503)
+    }
+    if refused:
+        problems.append(f"{sum(refused.values())} correctly signed deliveries were refused ({refused})")
+    if result.verified + result.dead_lettered != len(result.files):
+        problems.append(f"{result.verified} verified + {result.dead_lettered} dead-lettered != {len(result.files)}")
+    return problems
+
+
+def _check_files(result: SoakResult) -> list[str]:
     problems: list[str] = []
     for soaked in result.files:
         uuid = soaked.file.uuid
@@ -275,23 +452,6 @@ def check(result: SoakResult) -> list[str]:
             problems.append(f"{uuid}: {soaked.copies} successful remote copies, expected {expected_copies}")
         if soaked.expect == "too_large" and soaked.calls:
             problems.append(f"{uuid}: over 5 GB, yet remote_copy was called {soaked.calls} times")
-    reasons = Counter(_attribute(m, "uuid") for m in result.dead_letters)
-    for soaked in result.files:
-        parked = reasons.get(soaked.file.uuid, 0)
-        if soaked.expect != "verified" and parked != soaked.deliveries:
-            problems.append(f"{soaked.file.uuid}: {parked} DLQ messages for {soaked.deliveries} accepted deliveries")
-    unexplained = [m for m in result.dead_letters if not _attribute(m, "reason") or not _attribute(m, "detail")]
-    if unexplained:
-        problems.append(f"{len(unexplained)} DLQ messages without a reason or detail (moved by SQS after retries)")
-    if result.leftover:
-        problems.append(f"{result.leftover} messages left on the copy queue")
-    if result.poll.handler_errors:
-        problems.append(f"the copier failed {result.poll.handler_errors} whole invocations")
-    not_accepted = sum(n for status, n in result.statuses.items() if not 200 <= status < 300)
-    if not_accepted:
-        problems.append(f"{not_accepted} correctly signed deliveries were refused ({dict(result.statuses)})")
-    if result.verified + result.dead_lettered != len(result.files):
-        problems.append(f"{result.verified} verified + {result.dead_lettered} dead-lettered != {len(result.files)}")
     return problems
 
 
@@ -319,6 +479,8 @@ def report(result: SoakResult, out: TextIO) -> None:
         (f"  {FAULT_LABELS[kind]}", f"{n} scripted, {n - result.faults_left[kind]} hit")
         for kind, n in sorted(result.faults_injected().items())
     ]
+    if config.aws_faults:
+        rows += _aws_fault_rows(result)
     rows += [
         ("remote_copy answers", ", ".join(f"{s}: {n}" for s, n in sorted(result.uploadcare_answers.items()))),
         ("copier invocations (batches)", str(result.poll.batches)),
@@ -329,6 +491,7 @@ def report(result: SoakResult, out: TextIO) -> None:
         ("  whole-invocation failures", str(result.poll.handler_errors)),
         ("verified in S3, exactly one successful copy each", str(result.verified)),
         ("in the DLQ with a reason (files)", str(result.dead_lettered)),
+        ("  of them verified in S3 (must be 0)", str(len(result.verified_parked))),
     ]
     dlq = Counter(_attribute(m, "reason") for m in result.dead_letters)
     rows += [(f"  {reason} (messages)", str(n)) for reason, n in sorted(dlq.items())]
@@ -353,6 +516,22 @@ def report(result: SoakResult, out: TextIO) -> None:
         print("\nSoak OK: every good file verified once, every bad one in the DLQ with its reason.", file=out)
 
 
+def _aws_fault_rows(result: SoakResult) -> list[tuple[str, str]]:
+    """Per AWS fault kind: how many files met it (of those planned) and where the ones that met it ended."""
+    with_aws = [f for f in result.files if f.aws_fault]
+    met_total = sum(f.met_aws_fault for f in with_aws)
+    rows = [("files with an AWS fault (met / planned)", f"{met_total} / {len(with_aws)}")]
+    for kind, label in AWS_FAULT_LABELS.items():
+        planned = [f for f in with_aws if f.aws_fault == kind]
+        if planned:
+            met = [f for f in planned if f.met_aws_fault]
+            ended = ", ".join(f"{end}: {n}" for end, n in sorted(Counter(f.end for f in met).items())) or "-"
+            rows.append((f"  {label}", f"{len(met)} / {len(planned)} met; ended {ended}"))
+    rows.append(("  Secrets Manager GetSecretValue 503 at the key rotation (calls)", str(result.secrets_faulted)))
+    rows.append(("AWS calls through the fault proxy", str(sum(result.aws_calls.values()))))
+    return rows
+
+
 def _expecting(result: SoakResult, end: str) -> int:
     return sum(f.expect == end for f in result.files)
 
@@ -364,25 +543,52 @@ def soak_flow(endpoint: str, log: TextIO | None = None) -> Iterator[LocalFlow]:
         yield flow
 
 
+@contextlib.contextmanager
+def fault_proxy(flow: LocalFlow, endpoint: str, *, enabled: bool = True) -> Iterator[AwsFaultProxy | None]:
+    """The AWS fault proxy in front of `endpoint` (moto), with both functions cold-started so that their clients
+    use it; the soak's own checks (and the emulator's writes) keep going to moto directly. None when not `enabled`."""
+    if not enabled:
+        yield None
+        return
+    with AwsFaultProxy(endpoint).running() as proxy, _environment({"AWS_ENDPOINT_URL": proxy.url}):
+        flow.reset_functions()
+        try:
+            yield proxy
+        finally:
+            flow.reset_functions()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
     parser.add_argument("--files", type=int, default=FULL_SIZE)
     parser.add_argument("--seed", type=int, default=None, help=f"default: {DEFAULT_SEED}")
     parser.add_argument("--no-rotate", action="store_true", help="keep both secrets unchanged")
+    parser.add_argument(
+        "--aws-faults",
+        action="store_true",
+        help="also fail AWS calls of both functions (through a fault proxy in front of moto); waits are real",
+    )
     parser.add_argument("--log", type=Path, default=ROOT / ".soak" / "handlers.log", help="the handlers' JSON logs")
     args = parser.parse_args(argv)
+    if args.files < 10:
+        parser.error(f"--files must be at least 10 (got {args.files}): the plan needs room for its bad files")
     config = SoakConfig(
-        files=args.files, seed=DEFAULT_SEED if args.seed is None else args.seed, rotate=not args.no_rotate
+        files=args.files,
+        seed=DEFAULT_SEED if args.seed is None else args.seed,
+        rotate=not args.no_rotate,
+        aws_faults=args.aws_faults,
     )
     args.log.parent.mkdir(parents=True, exist_ok=True)
-    print(f"Soak: {config.files} files, seed {config.seed}; moto server + Uploadcare emulator on 127.0.0.1 ...")
+    extra = " + AWS fault proxy" if config.aws_faults else ""
+    print(f"Soak: {config.files} files, seed {config.seed}; moto server + Uploadcare emulator{extra} on 127.0.0.1 ...")
     with (
         moto_server(args.log.parent / "moto.log") as endpoint,
         open(args.log, "w", encoding="utf-8") as log,
         _environment(aws_env(endpoint)),
         soak_flow(endpoint, log) as flow,
+        fault_proxy(flow, endpoint, enabled=config.aws_faults) as proxy,
     ):
-        result = run_soak(flow, config)
+        result = run_soak(flow, config, proxy)
     report(result, sys.stdout)
     print(f"\nHandler logs: {args.log}")
     return 1 if result.problems else 0

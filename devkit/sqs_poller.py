@@ -122,13 +122,22 @@ def drain(
     batch_size: int = 10,
     max_rounds: int = 1000,
     function_timeout: float = 300.0,
+    give_back_visibility: int | None = 0,
 ) -> PollStats:
-    """Poll until the queue answers empty (redelivered failures included) or `max_rounds` is reached."""
+    """Poll until the queue answers empty or `max_rounds` is reached. With `give_back_visibility` 0 (the default)
+    failed records come back at once, so "empty" includes their redeliveries; with None they keep the visibility
+    the handler set, and "empty" means nothing is visible right now (see `poll_once`)."""
     stats = PollStats()
     for _ in range(max_rounds):
-        if (
-            poll_once(sqs, queue_url, handler, batch_size=batch_size, function_timeout=function_timeout, stats=stats)
-            == 0
-        ):
+        received = poll_once(
+            sqs,
+            queue_url,
+            handler,
+            batch_size=batch_size,
+            function_timeout=function_timeout,
+            stats=stats,
+            give_back_visibility=give_back_visibility,
+        )
+        if received == 0:
             break
     return stats
