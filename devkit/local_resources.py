@@ -86,6 +86,7 @@ class LocalStack:
     queue_url: str
     dlq_url: str
     table: str
+    ledger_table: str
     environments: Mapping[str, Mapping[str, str]]  # by function logical id, as template.yaml declares them
     handlers: Mapping[str, str]  # by function logical id: "<CodeUri>:<module.function>"
     timeouts: Mapping[str, float] = field(default_factory=dict)  # by function logical id: its Timeout, in seconds
@@ -191,6 +192,7 @@ def create_stack(spec: StackSpec | None = None, template_path: Path = TEMPLATE) 
         queue_url=stack.physical["CopyQueue"]["Ref"],
         dlq_url=stack.physical["DeadLetterQueue"]["Ref"],
         table=stack.physical["IdempotencyTable"]["Ref"],
+        ledger_table=stack.physical["CopyLedgerTable"]["Ref"],
         environments={function: stack.function_environment(function) for function in functions},
         handlers={
             function: f"{stack.properties(function)['CodeUri']}:{stack.properties(function)['Handler']}"

@@ -31,7 +31,10 @@ REPORT RequestId: 03210fdf	Init Duration: 0.03 ms	Duration: 1426.12 ms	Billed Du
     ("function", "expected"),
     [
         ("WebhookFunction", {"COPY_QUEUE_URL", "AWS_ENDPOINT_URL"}),
-        ("CopierFunction", {"COPY_DLQ_URL", "COPY_QUEUE_URL", "IDEMPOTENCY_TABLE", "AWS_ENDPOINT_URL"}),
+        (
+            "CopierFunction",
+            {"COPY_DLQ_URL", "COPY_QUEUE_URL", "IDEMPOTENCY_TABLE", "COPY_LEDGER_TABLE", "AWS_ENDPOINT_URL"},
+        ),
     ],
 )
 def test_env_vars_cover_the_resources_and_the_conditional_endpoint(function: str, expected: set[str]) -> None:

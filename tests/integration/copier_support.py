@@ -20,6 +20,7 @@ from devkit.sqs_poller import PollStats, drain, poll_once
 from uploadcare_s3_copy.copier.patterns import predict_key
 from uploadcare_s3_copy.copier.rules import AFTER_COPY_SECONDS, MIN_CALL_SECONDS, SAFETY_MARGIN_SECONDS
 from uploadcare_s3_copy.copy_request import CopyRequest
+from uploadcare_s3_copy.ledger import DEFAULT_SPEC, Ledger, LedgerItem
 from uploadcare_s3_copy.observability import metrics
 
 PUBLIC_KEY = "copier-public-key"
@@ -82,6 +83,17 @@ class CopierHarness:
                 return stats, time.monotonic()
             time.sleep(0.5)
         raise AssertionError(f"nothing came back within {within:.0f} s")
+
+    def ledger_item(self, file: EmulatedFile, spec: str = DEFAULT_SPEC) -> LedgerItem | None:
+        return Ledger(boto3.client("dynamodb"), self.stack.ledger_table).get(file.uuid, spec)
+
+    def forget_idempotency(self) -> int:
+        """What 96 hours do to the idempotency records (TTL): every one is deleted. Returns how many there were."""
+        dynamodb = boto3.client("dynamodb")
+        items = dynamodb.scan(TableName=self.stack.table)["Items"]
+        for item in items:
+            dynamodb.delete_item(TableName=self.stack.table, Key={"id": item["id"]})
+        return len(items)
 
     def visible_messages(self) -> int:
         answer = boto3.client("sqs").receive_message(

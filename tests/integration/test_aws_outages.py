@@ -85,30 +85,61 @@ def poll_as_lambda(copier: CopierHarness, seconds: float, *, timeout: float = SH
 def test_records_held_by_an_in_progress_window_come_back_when_it_ends_not_before(
     copier: CopierHarness, proxy: AwsFaultProxy
 ) -> None:
-    # Given a file whose idempotency save fails (both attempts) after Uploadcare copied it and head_object proved
-    # it, and another file whose copy request is in the same batch twice while its copy takes a second
-    saved_late = copier.add_file(original_filename="save fails.pdf", size=4321)
-    proxy.add(
-        "dynamodb:UpdateItem", Fault.throttled(), when=lambda call: call.mentions(saved_late.uuid), times=BOTH_ATTEMPTS
-    )
+    # Given a file whose copy fails for now (Uploadcare 503) while DynamoDB fails to delete that attempt's record
+    # (both attempts), and another file whose copy request is in the same batch twice while its copy takes a second
+    failed_late = copier.add_file(original_filename="delete fails.pdf", size=4321)
+    copier.emulator.script(failed_late.uuid, UploadcareFault.server_error(503))
+    proxy.add("dynamodb:DeleteItem", Fault.server_error(), times=BOTH_ATTEMPTS)
     duplicated = copier.add_file(original_filename="sent twice.jpg", size=1234)
     copier.emulator.copy_delay = 1.0
-    copier.send(saved_late, duplicated, duplicated)
+    copier.send(failed_late, duplicated, duplicated)
 
     # When the copier runs over the queue as Lambda would, for a little longer than one invocation can last
     receipts = poll_as_lambda(copier, SHORT_TIMEOUT + IN_PROGRESS_MARGIN_SECONDS + 6)
 
     # Then both given-back records stayed away until the in-progress window of their first invocation had ended
-    # (a retry before then would only meet "in progress" and spend a receive), and came back once
-    first, second = receipts.by_uuid[saved_late.uuid]
+    # (a retry before then would only meet "in progress" and spend a receive; the 503's own back-off is 15 s), and
+    # came back once
+    first, second = receipts.by_uuid[failed_late.uuid]
     assert second - first >= SHORT_TIMEOUT - 1
     assert len(receipts.by_uuid[duplicated.uuid]) == 3  # both copies at once, then the held-back one again
     assert receipts.by_uuid[duplicated.uuid][2] - receipts.by_uuid[duplicated.uuid][0] >= SHORT_TIMEOUT - 2
-    # And the second round verified the copy already there: one copy each, nothing parked, nothing left
-    assert len(proxy.hits_of("dynamodb:UpdateItem")) == BOTH_ATTEMPTS
-    assert copier.emulator.copy_stats(saved_late.uuid).already_exists == 1
+    # And the second round copied the first file, and found the second's proof in the ledger: one copy each,
+    # nothing parked, nothing left
+    assert len(proxy.hits_of("dynamodb:DeleteItem")) == BOTH_ATTEMPTS
+    assert copier.emulator.copy_calls(failed_late.uuid) == 2
     assert copier.emulator.copy_calls(duplicated.uuid) == 1
-    assert_verified_once(copier, saved_late, duplicated)
+    assert_verified_once(copier, failed_late, duplicated)
+    assert copier.dead_letters() == []
+    assert copier.queue_depth() == 0
+
+
+def test_a_verified_copy_whose_idempotency_save_fails_is_done_at_once_on_the_ledgers_proof(
+    copier: CopierHarness, proxy: AwsFaultProxy
+) -> None:
+    # Given a file whose idempotency save fails (both attempts) after Uploadcare copied it, head_object proved it
+    # and the ledger recorded it
+    file = copier.add_file(original_filename="save fails.pdf", size=4321)
+    rule = proxy.add(
+        "dynamodb:UpdateItem", Fault.throttled(), when=lambda call: call.mentions(file.uuid), times=BOTH_ATTEMPTS
+    )
+    copier.send(file)
+
+    # When the copier runs once, and the same request comes again while the unsaved record is still INPROGRESS
+    first = copier.poll_once(as_lambda=True)
+    copier.send(file)
+    again = copier.poll_once(as_lambda=True)
+
+    # Then the first is done at once (not held back for the in-progress window), and the second is settled by the
+    # ledger without meeting "in progress": one Uploadcare call, one copy, nothing parked, nothing left
+    assert rule.hits == BOTH_ATTEMPTS
+    assert first.responses[0] == {"batchItemFailures": []}
+    assert again.responses[0] == {"batchItemFailures": []}
+    assert copier.emulator.copy_calls(file.uuid) == 1
+    item = copier.ledger_item(file)
+    assert item is not None
+    assert item.verified
+    assert_verified_once(copier, file)
     assert copier.dead_letters() == []
     assert copier.queue_depth() == 0
 

@@ -23,6 +23,7 @@ from tests.integration.copier_support import SHORT_TIMEOUT, CopierHarness, asser
 from uploadcare_s3_copy.copier.rules import AFTER_COPY_SECONDS, IN_PROGRESS_MARGIN_SECONDS, SAFETY_MARGIN_SECONDS
 from uploadcare_s3_copy.copier.service import CopyService
 from uploadcare_s3_copy.copy_request import CopyRequest
+from uploadcare_s3_copy.ledger import Ledger, LedgerItem
 
 __all__ = ["copier"]  # the fixture
 # An invocation that dies, or whose only record failed unexpectedly, publishes no metrics: Powertools warns.
@@ -46,6 +47,24 @@ def verify_fails_once_for(monkeypatch: pytest.MonkeyPatch, uuid: str, error: Bas
 
     monkeypatch.setattr(CopyService, "verify", verify)
     return raised
+
+
+def ledger_write_fails_once_for(monkeypatch: pytest.MonkeyPatch, uuid: str, error: BaseException) -> list[str]:
+    """Makes the ledger write of `uuid`'s verified copy raise `error` once: after the proof, before the record is
+    done. Returns the statuses of the writes that went through."""
+    written: list[str] = []
+    raised: list[BaseException] = []
+    real_put = Ledger.put
+
+    def put(self: Ledger, item: LedgerItem) -> None:
+        if not raised and item.uuid == uuid:
+            raised.append(error)
+            raise error
+        real_put(self, item)
+        written.append(str(item.status))
+
+    monkeypatch.setattr(Ledger, "put", put)
+    return written
 
 
 def receive(copier: CopierHarness, count: int) -> list[dict[str, Any]]:
@@ -111,10 +130,10 @@ def test_an_exception_after_the_copy_ends_verified_through_already_exists(
 def test_a_killed_invocation_is_finished_by_the_redelivery_after_its_deadline(
     copier: CopierHarness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Given a file, copied by Uploadcare, whose invocation (the shortest timeout that copies) is killed before the
-    # idempotency record completes
+    # Given a file, copied by Uploadcare and proved by head_object, whose invocation (the shortest timeout that
+    # copies) is killed at the ledger write, before the idempotency record completes
     file = copier.add_file(original_filename="killed.mov", size=2048)
-    verify_fails_once_for(monkeypatch, file.uuid, LambdaKilled())
+    written = ledger_write_fails_once_for(monkeypatch, file.uuid, LambdaKilled())
     copier.send(file)
     messages = receive(copier, 1)
     killed_at = time.monotonic()
@@ -138,6 +157,10 @@ def test_a_killed_invocation_is_finished_by_the_redelivery_after_its_deadline(
     assert later.responses[0] == {"batchItemFailures": []}
     assert copier.emulator.copy_stats(file.uuid).already_exists == 1
     assert_verified_once(copier, file)
+    assert written == ["verified"]  # and the proof the kill cut off is in the ledger now
+    item = copier.ledger_item(file)
+    assert item is not None
+    assert item.verified
     assert copier.dead_letters() == []
     assert copier.queue_depth() == 0
 

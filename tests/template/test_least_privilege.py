@@ -154,14 +154,15 @@ def test_copier_consumes_the_copy_queue_and_sends_to_the_dead_letter_queue_only(
     }
 
 
-def test_copier_uses_the_idempotency_table_item_by_item() -> None:
-    table = {"IdempotencyTable.Arn"}
+def test_copier_uses_the_idempotency_table_item_by_item_and_only_reads_and_puts_ledger_items() -> None:
+    idempotency = {"IdempotencyTable.Arn"}
+    both = {"IdempotencyTable.Arn", "CopyLedgerTable.Arn"}
 
     assert granted("CopierFunctionRole", "dynamodb") == {
-        "dynamodb:GetItem": table,
-        "dynamodb:PutItem": table,
-        "dynamodb:UpdateItem": table,
-        "dynamodb:DeleteItem": table,
+        "dynamodb:GetItem": both,
+        "dynamodb:PutItem": both,
+        "dynamodb:UpdateItem": idempotency,
+        "dynamodb:DeleteItem": idempotency,
     }
 
 

@@ -177,6 +177,7 @@ def test_webhook_url_output_is_the_route_uploadcare_posts_to() -> None:
         "DeadLetterQueueUrl",
         "DeadLetterQueueArn",
         "IdempotencyTableName",
+        "CopyLedgerTableName",
         "DashboardUrl",
         "WebhookFunctionName",
         "CopierFunctionName",

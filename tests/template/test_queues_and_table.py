@@ -1,4 +1,5 @@
-"""The copy queue, the dead-letter queue and the idempotency table: nothing accepted is lost, nothing copied twice."""
+"""The copy queue, the dead-letter queue, the idempotency table and the copy ledger: nothing accepted is lost,
+nothing copied twice, the proof kept."""
 
 from __future__ import annotations
 
@@ -72,3 +73,25 @@ def test_idempotency_table_matches_powertools_and_expires_its_records() -> None:
     assert table["TimeToLiveSpecification"] == {"AttributeName": "expiration", "Enabled": True}
     assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
     assert table["SSESpecification"] == {"SSEEnabled": True}
+
+
+def test_the_copy_ledger_is_keyed_by_file_and_spec_never_expires_and_outlives_the_stack() -> None:
+    resource = template()["Resources"]["CopyLedgerTable"]
+    table = stack().properties("CopyLedgerTable")
+
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["KeySchema"] == [
+        {"AttributeName": "uuid", "KeyType": "HASH"},
+        {"AttributeName": "spec", "KeyType": "RANGE"},
+    ]
+    assert "TimeToLiveSpecification" not in table  # the proof lasts
+    assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert table["SSESpecification"] == {"SSEEnabled": True}
+    assert resource["DeletionPolicy"] == "Retain"
+    assert resource["UpdateReplacePolicy"] == "Retain"
+
+
+def test_the_copier_is_given_the_ledger_table() -> None:
+    variables = template()["Resources"]["CopierFunction"]["Properties"]["Environment"]["Variables"]
+
+    assert variables["COPY_LEDGER_TABLE"] == {"Ref": "CopyLedgerTable"}

@@ -12,6 +12,7 @@ COPIER_ENV = {
     "UPLOADCARE_SECRET_ID": "uc-keys",
     "COPY_DLQ_URL": "http://localhost/q/dlq",
     "IDEMPOTENCY_TABLE": "idem",
+    "COPY_LEDGER_TABLE": "ledger",
     "COPY_TARGET": "mystorage",
     "TARGET_BUCKET": "my-bucket",
 }

@@ -40,6 +40,7 @@ SETTINGS = load_copier_settings(
         "UPLOADCARE_SECRET_ID": "s",
         "COPY_DLQ_URL": "q",
         "IDEMPOTENCY_TABLE": "t",
+        "COPY_LEDGER_TABLE": "l",
         "COPY_TARGET": "mystorage",
         "TARGET_BUCKET": BUCKET,
         "TARGET_PREFIX": "uploads/",
@@ -92,13 +93,13 @@ class FakeS3:
     error: Exception | None = None
     heads: list[str] = field(default_factory=list)
 
-    def head_object(self, Bucket: str, Key: str) -> dict[str, Any]:
+    def head_object(self, Bucket: str, Key: str, ChecksumMode: str = "") -> dict[str, Any]:
         self.heads.append(Key)
         if self.error:
             raise self.error
         if (Bucket, Key) not in self.objects:
             raise not_found()
-        return {"ContentLength": self.objects[(Bucket, Key)]}
+        return {"ContentLength": self.objects[(Bucket, Key)], "ETag": f'"etag-of-{Key}"'}
 
 
 class FakeKeyStore:

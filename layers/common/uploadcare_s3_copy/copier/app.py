@@ -36,7 +36,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from uploadcare_s3_copy.copier.adapters import DeadLetters, Redelivery
 from uploadcare_s3_copy.copier.batch import ConcurrentBatchProcessor, RetryLater
-from uploadcare_s3_copy.copier.outcomes import RecordOutcome
+from uploadcare_s3_copy.copier.outcomes import RecordOutcome, Verified
 from uploadcare_s3_copy.copier.rules import (
     AWS_ATTEMPTS,
     AWS_CONNECT_SECONDS,
@@ -48,7 +48,8 @@ from uploadcare_s3_copy.copier.rules import (
 )
 from uploadcare_s3_copy.copier.service import CopyService
 from uploadcare_s3_copy.copier.settings import CopierSettings, load_copier_settings
-from uploadcare_s3_copy.copy_request import CopyRequest, InvalidCopyRequest
+from uploadcare_s3_copy.copy_request import CopyRequest, InvalidCopyRequest, now_iso
+from uploadcare_s3_copy.ledger import DEFAULT_SPEC, Ledger, LedgerItem, LedgerStatus, LedgerUnavailableError
 from uploadcare_s3_copy.observability import logger, metrics
 from uploadcare_s3_copy.reasons import CopyFailure, PermanentFailure, Reason, TransientFailure
 from uploadcare_s3_copy.secrets import (
@@ -95,9 +96,11 @@ class Copier:
         dead_letters: DeadLetters,
         key_store: KeyStore,
         persistence: DynamoDBPersistenceLayer,
+        ledger: Ledger,
         redelivery: Redelivery | None = None,
     ) -> None:
         self.settings = settings
+        self._ledger = ledger
         self._service = service
         self._dead_letters = dead_letters
         self._redelivery = redelivery
@@ -173,9 +176,9 @@ class Copier:
         run = _Run()
         self._ran.value = run
         try:
-            if not deadline.allows_aws_call():
-                logger.info("No time left in this invocation to start the copy; given back")
-                return RecordOutcome("retry", request.uuid, time.monotonic() - started, reason=Reason.TIMEOUT)
+            settled = self._settled_without_copy(request, deadline, started)
+            if settled is not None:
+                return settled
             stored = self._copy_once(
                 copy_key=copy_key, request=request, keys=keys, deadline=deadline, receive_count=receive_count(record)
             )
@@ -212,6 +215,24 @@ class Copier:
         finally:
             logger.thread_safe_clear_keys()
 
+    def _settled_without_copy(self, request: CopyRequest, deadline: Deadline, started: float) -> RecordOutcome | None:
+        """Given back when no call can start in time; done when the ledger already proves the copy (however long
+        ago: no Uploadcare call); None when the copy must be tried. Raises TransientFailure if the ledger is down."""
+        if not deadline.allows_aws_call():
+            logger.info("No time left in this invocation to start the copy; given back")
+            return RecordOutcome("retry", request.uuid, time.monotonic() - started, reason=Reason.TIMEOUT)
+        try:
+            proven = self._ledger.get(request.uuid, DEFAULT_SPEC)
+        except LedgerUnavailableError as error:
+            raise TransientFailure(Reason.AWS_UNAVAILABLE, str(error)) from error
+        if proven is None or not proven.verified:
+            return None
+        logger.info(
+            "Already verified in the ledger: no Uploadcare call",
+            extra={"copy": {"bucket": proven.bucket, "key": proven.key, "verified_at": proven.verified_at}},
+        )
+        return RecordOutcome("duplicate", request.uuid, time.monotonic() - started)
+
     def _persistence_failed(
         self,
         record: SQSRecord,
@@ -221,9 +242,11 @@ class Copier:
         deadline: Deadline,
         started: float,
     ) -> RecordOutcome:
-        """The idempotency table failed. Before the copy ran (no record saved): a plain retry. After it ran, the
-        record stays INPROGRESS until this invocation's end, so a retry before then would only meet "in progress":
-        the record is held back until that window has ended. A permanent failure keeps its own reason."""
+        """The idempotency table failed. Before the copy ran (no record saved): a plain retry. After a verified copy
+        the ledger already holds its proof, so the record is done: a redelivery is settled by the ledger before it
+        meets the INPROGRESS record left behind. After a transient failure the record stays INPROGRESS until this
+        invocation's end, so a retry before then would only meet "in progress": it is held back until that window
+        has ended. A permanent failure keeps its own reason."""
         seconds = time.monotonic() - started
         cause = type(error.__cause__).__name__ if error.__cause__ else type(error).__name__
         if not run.ran:
@@ -232,16 +255,16 @@ class Copier:
         if isinstance(run.failure, PermanentFailure):
             logger.warning("Idempotency record not deleted after a permanent failure", extra={"error": cause})
             return self._dead_letter(record, request, run.failure, started)
-        hold_until = time.monotonic() + deadline.invocation_left()
         if run.verified is not None:
             logger.warning(
-                "Copy verified, but its idempotency record was not saved: given back until its in-progress window "
-                "ends, when the retry finds the copy already there",
+                "Copy verified and in the ledger, but its idempotency record was not saved: done (the ledger "
+                "settles any redelivery)",
                 extra={"copy": run.verified, "error": cause},
             )
-        else:
-            logger.warning("Idempotency record not deleted after a transient failure", extra={"error": cause})
+            return RecordOutcome(str(run.verified["status"]), request.uuid, seconds, size=request.size)
+        logger.warning("Idempotency record not deleted after a transient failure", extra={"error": cause})
         reason = run.failure.reason if run.failure is not None else Reason.AWS_UNAVAILABLE
+        hold_until = time.monotonic() + deadline.invocation_left()
         return RecordOutcome("retry", request.uuid, seconds, reason=reason, hold_until=hold_until)
 
     def _in_progress_window_end(self, copy_key: dict[str, str], deadline: Deadline) -> float:
@@ -272,12 +295,52 @@ class Copier:
         run: _Run = self._ran.value
         run.ran = True
         try:
-            verified = self._service.copy_and_verify(request, keys, deadline, receive_count).as_record()
+            proof = self._service.copy_and_verify(request, keys, deadline, receive_count)
+            self._record_verified(request, proof)
         except CopyFailure as failure:
             run.failure = failure
             raise
+        verified = proof.as_record()
         run.verified = verified
         return verified
+
+    def _record_verified(self, request: CopyRequest, proof: Verified) -> None:
+        """The ledger item, written after the proof and before the record is reported done. If it cannot be
+        written the record is given back: the redelivery finds the copy already there and writes it then."""
+        now = now_iso()
+        item = LedgerItem(
+            uuid=request.uuid,
+            spec=DEFAULT_SPEC,
+            status=LedgerStatus.VERIFIED,
+            updated_at=now,
+            bucket=proof.bucket,
+            key=proof.key,
+            size=proof.size,
+            etag=proof.etag,
+            checksum=proof.checksum,
+            verified_at=now,
+            origin=request.origin,
+        )
+        try:
+            self._ledger.put(item)
+        except LedgerUnavailableError as error:
+            raise TransientFailure(Reason.AWS_UNAVAILABLE, f"copy verified, ledger not written: {error}") from error
+
+    def _record_dead_lettered(self, request: CopyRequest, failure: CopyFailure) -> None:
+        """Best effort: the DLQ message is the record of a parked request; the ledger item lets the reconciler and
+        `audit` count it. A verified item is never replaced (`Ledger.put`)."""
+        item = LedgerItem(
+            uuid=request.uuid,
+            spec=DEFAULT_SPEC,
+            status=LedgerStatus.DEAD_LETTERED,
+            updated_at=now_iso(),
+            origin=request.origin,
+            reason=str(failure.reason),
+        )
+        try:
+            self._ledger.put(item)
+        except LedgerUnavailableError as error:
+            logger.warning("Parked, but the ledger item was not written", extra={"error": str(error)})
 
     def _dead_letter(
         self, record: SQSRecord, request: CopyRequest | None, failure: CopyFailure, started: float
@@ -290,6 +353,8 @@ class Copier:
             logger.error("DLQ send failed; the record is given back so it is not lost", extra=extra)
             return RecordOutcome("retry", uuid, time.monotonic() - started, reason=Reason.AWS_UNAVAILABLE)
         logger.error("Copy failed permanently; sent to the dead-letter queue", extra=extra)
+        if request is not None:
+            self._record_dead_lettered(request, failure)
         return RecordOutcome("dead_lettered", uuid, time.monotonic() - started, reason=failure.reason)
 
     @staticmethod
@@ -354,6 +419,7 @@ def build_copier(environ: Mapping[str, str]) -> Copier:
         persistence=DynamoDBPersistenceLayer(
             table_name=settings.idempotency_table, key_attr="id", expiry_attr="expiration", boto3_client=dynamodb
         ),
+        ledger=Ledger(dynamodb, settings.ledger_table),
         redelivery=Redelivery(sqs, settings.copy_queue_url),
     )
 

@@ -17,6 +17,8 @@ class Verified:
     bucket: str
     key: str
     size: int
+    etag: str = ""  # without quotes
+    checksum: str = ""  # S3's ChecksumCRC64NVME, when head_object returns one
 
     def as_record(self) -> dict[str, Any]:
         return {"status": str(self.status), "bucket": self.bucket, "key": self.key, "size": self.size}

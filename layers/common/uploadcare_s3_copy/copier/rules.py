@@ -38,9 +38,10 @@ AWS_CALL_SECONDS = AWS_ATTEMPTS * (AWS_CONNECT_SECONDS + AWS_READ_SECONDS) + 1.0
 # Kept free at the end of an invocation: the one ChangeMessageVisibilityBatch call, then reporting the batch. Without
 # it a Lambda timeout would lose the partial-batch response (every record back after the visibility timeout).
 SAFETY_MARGIN_SECONDS = AWS_CALL_SECONDS + 3.0
-# What may follow a remote copy inside one record: head_object, then the idempotency save (or its delete and the
-# DLQ send). The remote copy's own timeout leaves this much of the deadline to them.
-AFTER_COPY_SECONDS = 3 * AWS_CALL_SECONDS
+# What may follow a remote copy inside one record: head_object, the ledger write, then the idempotency save (or its
+# delete, the DLQ send and the ledger's dead_lettered item). The remote copy's own timeout leaves this much of the
+# deadline to them.
+AFTER_COPY_SECONDS = 4 * AWS_CALL_SECONDS
 
 # A record given back is made visible again after a back-off instead of the queue's visibility timeout (6 x the
 # function timeout: half an hour or more): 15 s, doubling per receive, at most 15 min. With the template's default

@@ -118,7 +118,7 @@ class CopyService:
     def verify(self, location: S3Location, expected_size: int, status: CopyStatus, receive_count: int = 1) -> Verified:
         for key in location.candidate_keys():
             try:
-                head = self._s3.head_object(Bucket=location.bucket, Key=key)
+                head = self._s3.head_object(Bucket=location.bucket, Key=key, ChecksumMode="ENABLED")
             except ClientError as error:
                 code = str(error.response.get("Error", {}).get("Code", ""))
                 if code in NOT_FOUND_CODES:
@@ -135,5 +135,12 @@ class CopyService:
                 ) from error
             found = S3Location(location.bucket, key)
             check_object(found, int(head["ContentLength"]), expected_size)
-            return Verified(status=status, bucket=found.bucket, key=found.key, size=expected_size)
+            return Verified(
+                status=status,
+                bucket=found.bucket,
+                key=found.key,
+                size=expected_size,
+                etag=str(head.get("ETag", "")).strip('"'),
+                checksum=str(head.get("ChecksumCRC64NVME", "")),
+            )
         raise missing_object(location, expected_size, receive_count)

@@ -31,6 +31,7 @@ class CopierSettings:
     make_public: bool = False
     copy_concurrency: int = DEFAULT_COPY_CONCURRENCY
     idempotency_ttl_seconds: int = DEFAULT_IDEMPOTENCY_TTL_SECONDS
+    ledger_table: str = ""  # required of the copier's environment; the CLI's direct copy does not use it
 
 
 def load_copier_settings(environ: Mapping[str, str]) -> CopierSettings:
@@ -47,6 +48,7 @@ def load_copier_settings(environ: Mapping[str, str]) -> CopierSettings:
         secret_id=read.required("UPLOADCARE_SECRET_ID"),
         dlq_url=read.required("COPY_DLQ_URL"),
         idempotency_table=read.required("IDEMPOTENCY_TABLE"),
+        ledger_table=read.required("COPY_LEDGER_TABLE"),
         copy_target=read.required("COPY_TARGET"),
         target_bucket=bucket,
         api_url=read.parsed("UPLOADCARE_API_URL", DEFAULT_API_URL, parse_url, "an http(s) URL"),

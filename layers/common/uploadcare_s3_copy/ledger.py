@@ -1,0 +1,139 @@
+"""The copy ledger: one permanent DynamoDB item per (file, copy spec), the proof that outlives the idempotency
+records (docs/design.md, "The ledger"). The copier writes it; the reconciler and `audit` read it.
+
+Item: partition key `uuid`, sort key `spec`; `status` (a LedgerStatus), `bucket`, `key`, `size`, `etag`,
+`checksum` (S3's CRC64NVME when head_object returns one), `verified_at`, `updated_at`, `origin`, `uploaded_at`,
+and on `dead_lettered` the `reason`. Empty values are left out of the item.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+# Until several copy specs can be configured, every copy is of this one spec: the original, per COPY_TARGET.
+DEFAULT_SPEC = "original"
+
+
+class LedgerStatus(StrEnum):
+    VERIFIED = "verified"
+    DEAD_LETTERED = "dead_lettered"
+    SOURCE_DELETED = "source_deleted"
+    OBJECT_TAGGED = "object_tagged"
+    OBJECT_DELETED = "object_deleted"
+
+
+class LedgerUnavailableError(Exception):
+    """The ledger table could not be read or written (throttled, 5xx, timeout, no permission)."""
+
+
+@dataclass(frozen=True)
+class LedgerItem:
+    uuid: str
+    spec: str
+    status: LedgerStatus
+    updated_at: str = ""
+    bucket: str = ""
+    key: str = ""
+    size: int | None = None
+    etag: str = ""
+    checksum: str = ""
+    verified_at: str = ""
+    origin: str = ""
+    uploaded_at: str = ""
+    reason: str = ""
+
+    @property
+    def verified(self) -> bool:
+        return self.status is LedgerStatus.VERIFIED
+
+    def to_item(self) -> dict[str, dict[str, str]]:
+        """The item in DynamoDB's typed JSON, empty values left out."""
+        item: dict[str, dict[str, str]] = {}
+        for name in _TEXT_FIELDS:
+            value = str(getattr(self, name))
+            if value:
+                item[name] = {"S": value}
+        if self.size is not None:
+            item["size"] = {"N": str(self.size)}
+        return item
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> LedgerItem:
+        text = {name: str(item[name]["S"]) for name in _TEXT_FIELDS if name in item and "S" in item[name]}
+        status = text.pop("status", "")
+        try:
+            known = LedgerStatus(status)
+        except ValueError as error:
+            where = f"{text.get('uuid')}/{text.get('spec')}"
+            raise LedgerUnavailableError(f"ledger item {where}: unknown status {status!r}") from error
+        size = int(item["size"]["N"]) if "size" in item and "N" in item["size"] else None
+        return cls(status=known, size=size, **text)
+
+
+_TEXT_FIELDS = (
+    "uuid",
+    "spec",
+    "status",
+    "updated_at",
+    "bucket",
+    "key",
+    "etag",
+    "checksum",
+    "verified_at",
+    "origin",
+    "uploaded_at",
+    "reason",
+)
+
+
+class Ledger:
+    """The ledger table, item by item (GetItem, PutItem): what the copier needs. Thread-safe (one boto3 client)."""
+
+    def __init__(self, dynamodb: Any, table: str) -> None:
+        self._dynamodb = dynamodb
+        self._table = table
+
+    @property
+    def table(self) -> str:
+        return self._table
+
+    def get(self, uuid: str, spec: str) -> LedgerItem | None:
+        try:
+            answer = self._dynamodb.get_item(TableName=self._table, Key=_key(uuid, spec))
+        except (ClientError, BotoCoreError) as error:
+            raise LedgerUnavailableError(f"GetItem on {self._table}: {_code(error)}") from error
+        item = answer.get("Item")
+        return LedgerItem.from_item(item) if item else None
+
+    def put(self, item: LedgerItem) -> None:
+        """Writes `item` whole. A `dead_lettered` item never replaces a `verified` one (a late permanent failure of
+        a duplicate must not hide a proven copy): that write is skipped."""
+        extra: dict[str, Any] = {}
+        if item.status is not LedgerStatus.VERIFIED:
+            extra = {
+                "ConditionExpression": "attribute_not_exists(#status) OR #status <> :verified",
+                "ExpressionAttributeNames": {"#status": "status"},
+                "ExpressionAttributeValues": {":verified": {"S": str(LedgerStatus.VERIFIED)}},
+            }
+        try:
+            self._dynamodb.put_item(TableName=self._table, Item=item.to_item(), **extra)
+        except ClientError as error:
+            if _code(error) == "ConditionalCheckFailedException":
+                return
+            raise LedgerUnavailableError(f"PutItem on {self._table}: {_code(error)}") from error
+        except BotoCoreError as error:
+            raise LedgerUnavailableError(f"PutItem on {self._table}: {_code(error)}") from error
+
+
+def _key(uuid: str, spec: str) -> dict[str, dict[str, str]]:
+    return {"uuid": {"S": uuid}, "spec": {"S": spec}}
+
+
+def _code(error: Exception) -> str:
+    if isinstance(error, ClientError):
+        return str(error.response.get("Error", {}).get("Code", "")) or type(error).__name__
+    return type(error).__name__
