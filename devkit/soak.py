@@ -21,9 +21,10 @@ What it does, on a moto server and the Uploadcare emulator (devkit/flow.py wires
 * with `--aws-faults`, also fails AWS under both functions (devkit/aws_faults.py, a proxy in front of moto that the
   handlers' boto3 clients use as their endpoint): for ~10 % of the files one chosen call of theirs is throttled,
   answered 5xx or slowed past the read timeout (the idempotency claim, its save after a verified copy, its delete
-  after a permanent failure, the verifying head_object, the webhook's enqueue, the copier's dead-letter send), and
-  Secrets Manager fails at the REST key rotation. The copier then runs as Lambda's event source would: records it
-  gives back keep the visibility it set (back-off, in-progress windows), so every wait is served on its real schedule.
+  after a permanent failure, the ledger's proof, the verifying head_object, the webhook's enqueue, the copier's
+  dead-letter send), and Secrets Manager fails at the REST key rotation. The copier then runs as Lambda's event
+  source would: records it gives back keep the visibility it set (back-off, in-progress windows), so every wait is
+  served on its real schedule.
 
 Then it checks, per file: every good one verified in S3 (right key, right size) with exactly one successful remote
 copy (`emulator.copies(uuid) == 1`) and never parked; every bad one in the DLQ with its `reason` (once per accepted
@@ -93,13 +94,14 @@ FAULT_LABELS = {
 AWS_FAULT_LABELS = {
     "claim_failed": "DynamoDB PutItem throttled (idempotency claim, before the copy)",
     "save_failed": "DynamoDB UpdateItem throttled (idempotency save, after a verified copy)",
+    "ledger_failed": "DynamoDB PutItem 500 (the copy ledger's proof, after a verified copy)",
     "head_error": "S3 HeadObject 500 (the verification after the copy)",
     "head_slow": "S3 HeadObject slower than the read timeout",
     "enqueue_failed": "SQS SendMessage 503 (webhook to the copy queue)",
     "park_failed": "SQS SendMessage 503 (copier to the DLQ)",
     "delete_failed": "DynamoDB DeleteItem 500 (idempotency record after a permanent failure)",
 }
-GOOD_FILE_AWS_FAULTS = ("claim_failed", "save_failed", "head_error", "head_slow", "enqueue_failed")
+GOOD_FILE_AWS_FAULTS = ("claim_failed", "save_failed", "ledger_failed", "head_error", "head_slow", "enqueue_failed")
 BAD_FILE_AWS_FAULTS = ("park_failed", "delete_failed", "enqueue_failed")
 # How long the run may wait at the end for records the copier gave back (a back-off, an in-progress window).
 SETTLE_SECONDS = 600.0
@@ -219,10 +221,10 @@ def plan_aws_faults(
         request = CopyRequest.from_file_info(bodies[uuid]["data"], event="file.uploaded", origin="webhook")
         record = idempotency_record_id(idempotency_key(request, settings))
         soaked.aws_fault = kind
-        soaked.aws_rule = _aws_rule(proxy, kind, uuid, record, queue=queue, dlq=dlq)
+        soaked.aws_rule = _aws_rule(proxy, kind, uuid, record, queue=queue, dlq=dlq, ledger=flow.stack.ledger_table)
 
 
-def _aws_rule(proxy: AwsFaultProxy, kind: str, uuid: str, record: str, *, queue: str, dlq: str) -> Rule:
+def _aws_rule(proxy: AwsFaultProxy, kind: str, uuid: str, record: str, *, queue: str, dlq: str, ledger: str) -> Rule:
     def sent_to(name: str) -> Any:
         return lambda call: call.mentions(uuid) and call.mentions(f'/{name}"')
 
@@ -234,6 +236,9 @@ def _aws_rule(proxy: AwsFaultProxy, kind: str, uuid: str, record: str, *, queue:
         return proxy.add("dynamodb:PutItem", aws_faults.Fault.throttled(), when=names(record), **every_attempt)
     if kind == "save_failed":
         return proxy.add("dynamodb:UpdateItem", aws_faults.Fault.throttled(), when=names(uuid), **every_attempt)
+    if kind == "ledger_failed":
+        written = lambda call: call.mentions(uuid) and call.mentions(f'"{ledger}"')  # noqa: E731
+        return proxy.add("dynamodb:PutItem", aws_faults.Fault.server_error(), when=written, **every_attempt)
     if kind == "delete_failed":
         return proxy.add("dynamodb:DeleteItem", aws_faults.Fault.server_error(), when=names(record), **every_attempt)
     if kind in ("head_error", "head_slow"):

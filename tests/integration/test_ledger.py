@@ -126,11 +126,51 @@ def test_the_ledger_write_failing_after_the_proof_gives_back_and_the_redelivery_
     assert copier.dead_letters() == []
 
 
+def test_a_batch_is_looked_up_in_the_ledger_with_one_call(copier: CopierHarness, proxy: AwsFaultProxy) -> None:
+    # Given five files, three of them already proven in the ledger
+    files = [copier.add_file(size=20 + n) for n in range(5)]
+    copier.send(*files[:3])
+    copier.drain()
+    copier.forget_idempotency()
+    before = dict(proxy.calls)
+
+    # When one batch brings all five
+    copier.send(*files)
+    stats = copier.poll_once()
+
+    # Then one BatchGetItem answered for the whole batch (no GetItem per record): the three proven ones made no
+    # Uploadcare call, the two new ones were copied
+    assert stats.deleted == 5
+    assert proxy.calls["dynamodb:BatchGetItem"] - before.get("dynamodb:BatchGetItem", 0) == 1
+    assert proxy.calls["dynamodb:GetItem"] - before.get("dynamodb:GetItem", 0) == 0
+    assert [copier.emulator.copy_calls(f.uuid) for f in files] == [1, 1, 1, 1, 1]
+    assert_verified_once(copier, *files)
+
+
+def test_a_failed_batch_lookup_falls_back_to_one_lookup_per_record(copier: CopierHarness, proxy: AwsFaultProxy) -> None:
+    # Given a file already proven, and DynamoDB failing the batch lookup (both attempts)
+    file = copier.add_file(size=33)
+    copier.send(file)
+    copier.drain()
+    copier.forget_idempotency()
+    rule = proxy.add("dynamodb:BatchGetItem", Fault.server_error(), times=BOTH_ATTEMPTS)
+
+    # When its request comes again
+    copier.send(file)
+    stats = copier.poll_once()
+
+    # Then its own GetItem found the proof: done, no second Uploadcare call
+    assert rule.hits == BOTH_ATTEMPTS
+    assert stats.deleted == 1
+    assert copier.emulator.copy_calls(file.uuid) == 1
+
+
 def test_an_unreadable_ledger_gives_the_record_back_before_any_copy(
     copier: CopierHarness, proxy: AwsFaultProxy
 ) -> None:
-    # Given DynamoDB throttling the ledger lookup
+    # Given DynamoDB throttling every ledger lookup, batched and single
     table = copier.stack.ledger_table
+    proxy.add("dynamodb:BatchGetItem", Fault.throttled(), when=lambda call: call.mentions(f'"{table}"'))
     rule = proxy.add("dynamodb:GetItem", Fault.throttled(), when=lambda call: call.mentions(f'"{table}"'))
     file = copier.add_file(size=77)
     copier.send(file)

@@ -159,6 +159,7 @@ def test_copier_uses_the_idempotency_table_item_by_item_and_only_reads_and_puts_
     both = {"IdempotencyTable.Arn", "CopyLedgerTable.Arn"}
 
     assert granted("CopierFunctionRole", "dynamodb") == {
+        "dynamodb:BatchGetItem": {"CopyLedgerTable.Arn"},
         "dynamodb:GetItem": both,
         "dynamodb:PutItem": both,
         "dynamodb:UpdateItem": idempotency,

@@ -8,7 +8,8 @@ and on `dead_lettered` the `reason`. Empty values are left out of the item.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -90,8 +91,21 @@ _TEXT_FIELDS = (
 )
 
 
+BATCH_GET_LIMIT = 100  # keys per BatchGetItem call
+
+
+@dataclass
+class LedgerView:
+    """What one batched lookup found: `looked_up` are the keys it has an answer for (an item or none); keys
+    DynamoDB left unprocessed are not among them, and are looked up one by one if needed."""
+
+    looked_up: set[tuple[str, str]] = field(default_factory=set)
+    items: dict[tuple[str, str], LedgerItem] = field(default_factory=dict)
+
+
 class Ledger:
-    """The ledger table, item by item (GetItem, PutItem): what the copier needs. Thread-safe (one boto3 client)."""
+    """The ledger table: BatchGetItem for a copier batch, GetItem and PutItem item by item. Thread-safe (one boto3
+    client)."""
 
     def __init__(self, dynamodb: Any, table: str) -> None:
         self._dynamodb = dynamodb
@@ -108,6 +122,31 @@ class Ledger:
             raise LedgerUnavailableError(f"GetItem on {self._table}: {_code(error)}") from error
         item = answer.get("Item")
         return LedgerItem.from_item(item) if item else None
+
+    def get_many(self, keys: Iterable[tuple[str, str]]) -> LedgerView:
+        """Every (uuid, spec) of `keys`, BATCH_GET_LIMIT to a call; unprocessed keys are asked for once more."""
+        view = LedgerView()
+        wanted = list(dict.fromkeys(keys))
+        for start in range(0, len(wanted), BATCH_GET_LIMIT):
+            chunk = wanted[start : start + BATCH_GET_LIMIT]
+            request = {self._table: {"Keys": [_key(uuid, spec) for uuid, spec in chunk]}}
+            left: set[tuple[str, str]] = set(chunk)
+            for _ in range(2):
+                try:
+                    answer = self._dynamodb.batch_get_item(RequestItems=request)
+                except (ClientError, BotoCoreError) as error:
+                    raise LedgerUnavailableError(f"BatchGetItem on {self._table}: {_code(error)}") from error
+                for raw in answer.get("Responses", {}).get(self._table, []):
+                    item = LedgerItem.from_item(raw)
+                    view.items[(item.uuid, item.spec)] = item
+                request = answer.get("UnprocessedKeys") or {}
+                pending = request.get(self._table, {}).get("Keys", [])
+                unprocessed = {(str(key["uuid"]["S"]), str(key["spec"]["S"])) for key in pending}
+                view.looked_up |= left - unprocessed
+                left = unprocessed
+                if not left:
+                    break
+        return view
 
     def put(self, item: LedgerItem) -> None:
         """Writes `item` whole. A `dead_lettered` item never replaces a `verified` one (a late permanent failure of

@@ -49,7 +49,14 @@ from uploadcare_s3_copy.copier.rules import (
 from uploadcare_s3_copy.copier.service import CopyService
 from uploadcare_s3_copy.copier.settings import CopierSettings, load_copier_settings
 from uploadcare_s3_copy.copy_request import CopyRequest, InvalidCopyRequest, now_iso
-from uploadcare_s3_copy.ledger import DEFAULT_SPEC, Ledger, LedgerItem, LedgerStatus, LedgerUnavailableError
+from uploadcare_s3_copy.ledger import (
+    DEFAULT_SPEC,
+    Ledger,
+    LedgerItem,
+    LedgerStatus,
+    LedgerUnavailableError,
+    LedgerView,
+)
 from uploadcare_s3_copy.observability import logger, metrics
 from uploadcare_s3_copy.reasons import CopyFailure, PermanentFailure, Reason, TransientFailure
 from uploadcare_s3_copy.secrets import (
@@ -137,12 +144,13 @@ class Copier:
             keys = None
         outcomes: list[RecordOutcome] = []
         given_back: list[tuple[str, int, float | None]] = []
+        known = self._look_up_batch(event) if keys is not None and deadline.allows_aws_call() else None
 
         def record_handler(record: SQSRecord) -> str:
             if keys is None:
                 outcome = RecordOutcome("retry", None, 0.0, reason=Reason.AWS_UNAVAILABLE)
             else:
-                outcome = self.process_record(record, keys, deadline)
+                outcome = self.process_record(record, keys, deadline, known)
             outcomes.append(outcome)
             if outcome.give_back:
                 count = receive_count(record)
@@ -165,7 +173,26 @@ class Copier:
         self._add_metrics(outcomes)
         return dict(response)
 
-    def process_record(self, record: SQSRecord, keys: UploadcareKeys, deadline: Deadline) -> RecordOutcome:
+    def _look_up_batch(self, event: dict[str, Any]) -> LedgerView | None:
+        """The ledger items of the whole batch in one BatchGetItem, on the main thread. None if that fails: each
+        record then looks its own item up (and is given back if that fails too)."""
+        wanted: list[tuple[str, str]] = []
+        for raw in event.get("Records", []):
+            try:
+                wanted.append((CopyRequest.from_message(str(raw.get("body", ""))).uuid, DEFAULT_SPEC))
+            except InvalidCopyRequest:
+                continue  # parked by its record handler
+        if not wanted:
+            return None
+        try:
+            return self._ledger.get_many(wanted)
+        except LedgerUnavailableError as error:
+            logger.warning("Copy ledger batch lookup failed; each record looks itself up", extra={"error": str(error)})
+            return None
+
+    def process_record(
+        self, record: SQSRecord, keys: UploadcareKeys, deadline: Deadline, known: LedgerView | None = None
+    ) -> RecordOutcome:
         started = time.monotonic()
         try:
             request = CopyRequest.from_message(record.body)
@@ -176,7 +203,7 @@ class Copier:
         run = _Run()
         self._ran.value = run
         try:
-            settled = self._settled_without_copy(request, deadline, started)
+            settled = self._settled_without_copy(request, deadline, started, known)
             if settled is not None:
                 return settled
             stored = self._copy_once(
@@ -215,16 +242,23 @@ class Copier:
         finally:
             logger.thread_safe_clear_keys()
 
-    def _settled_without_copy(self, request: CopyRequest, deadline: Deadline, started: float) -> RecordOutcome | None:
+    def _settled_without_copy(
+        self, request: CopyRequest, deadline: Deadline, started: float, known: LedgerView | None
+    ) -> RecordOutcome | None:
         """Given back when no call can start in time; done when the ledger already proves the copy (however long
-        ago: no Uploadcare call); None when the copy must be tried. Raises TransientFailure if the ledger is down."""
+        ago: no Uploadcare call); None when the copy must be tried. The batch's lookup answers if it covered this
+        record, else its own GetItem. Raises TransientFailure if the ledger cannot be read."""
         if not deadline.allows_aws_call():
             logger.info("No time left in this invocation to start the copy; given back")
             return RecordOutcome("retry", request.uuid, time.monotonic() - started, reason=Reason.TIMEOUT)
-        try:
-            proven = self._ledger.get(request.uuid, DEFAULT_SPEC)
-        except LedgerUnavailableError as error:
-            raise TransientFailure(Reason.AWS_UNAVAILABLE, str(error)) from error
+        key = (request.uuid, DEFAULT_SPEC)
+        if known is not None and key in known.looked_up:
+            proven = known.items.get(key)
+        else:
+            try:
+                proven = self._ledger.get(*key)
+            except LedgerUnavailableError as error:
+                raise TransientFailure(Reason.AWS_UNAVAILABLE, str(error)) from error
         if proven is None or not proven.verified:
             return None
         logger.info(
