@@ -148,6 +148,13 @@ class LocalFlow:
     def key_of(self, file: EmulatedFile) -> str:
         return predict_key(self.stack.spec.prefix, "${default}", file.uuid, file.original_filename)
 
+    def object_size(self, file: EmulatedFile) -> int | None:
+        """The size of `file`'s copy in the bucket, at its predicted key; None when there is none."""
+        try:
+            return int(self.s3.head_object(Bucket=self.stack.bucket, Key=self.key_of(file))["ContentLength"])
+        except ClientError:
+            return None
+
     def dead_letters(self) -> list[dict[str, Any]]:
         return read_queue(self.stack.dlq_url)
 
@@ -176,9 +183,8 @@ class LocalFlow:
                 )
                 continue
             key = self.key_of(file)
-            try:
-                size = int(self.s3.head_object(Bucket=self.stack.bucket, Key=key)["ContentLength"])
-            except ClientError:
+            size = self.object_size(file)
+            if size is None:
                 result[file.uuid] = Outcome(file.uuid, "lost", key=key)
                 continue
             state = "verified" if size == file.size else "wrong_size"

@@ -38,7 +38,6 @@ import argparse
 import contextlib
 import hashlib
 import io
-import itertools
 import json
 import os
 import random
@@ -51,14 +50,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from botocore.exceptions import ClientError
-
 from devkit import ROOT, aws_faults
-from devkit.aws_faults import AwsFaultProxy, Rule
+from devkit.aws_faults import AwsFaultProxy, Call, Rule
 from devkit.emulator import EmulatedFile, Fault
 from devkit.flow import LocalFlow
 from devkit.servers import aws_env, moto_server
-from devkit.sqs_poller import PollStats
+from devkit.sqs_poller import PollStats, queue_name
 from uploadcare_s3_copy.copier.app import IDEMPOTENCY_KEY_PREFIX
 from uploadcare_s3_copy.copier.rules import (
     AFTER_COPY_SECONDS,
@@ -211,7 +208,7 @@ def plan_aws_faults(
     proxy rule that only that file's calls match. Its own seeded stream: the rest of the plan stays as without it."""
     rng = random.Random(f"aws-{config.seed}")
     settings = load_copier_settings(os.environ)
-    queue, dlq = _queue_name(flow.stack.queue_url), _queue_name(flow.stack.dlq_url)
+    queue, dlq = queue_name(flow.stack.queue_url), queue_name(flow.stack.dlq_url)
     for soaked in files:
         good = soaked.expect == "verified"
         if rng.random() >= (config.aws_fault_rate if good else config.bad_aws_fault_rate):
@@ -225,11 +222,8 @@ def plan_aws_faults(
 
 
 def _aws_rule(proxy: AwsFaultProxy, kind: str, uuid: str, record: str, *, queue: str, dlq: str, ledger: str) -> Rule:
-    def sent_to(name: str) -> Any:
-        return lambda call: call.mentions(uuid) and call.mentions(f'/{name}"')
-
-    def names(text: str) -> Any:
-        return lambda call: call.mentions(text)
+    def names(*texts: str) -> Callable[[Call], bool]:
+        return lambda call: all(call.mentions(text) for text in texts)
 
     every_attempt = {"times": AWS_ATTEMPTS}
     if kind == "claim_failed":
@@ -237,7 +231,7 @@ def _aws_rule(proxy: AwsFaultProxy, kind: str, uuid: str, record: str, *, queue:
     if kind == "save_failed":
         return proxy.add("dynamodb:UpdateItem", aws_faults.Fault.throttled(), when=names(uuid), **every_attempt)
     if kind == "ledger_failed":
-        written = lambda call: call.mentions(uuid) and call.mentions(f'"{ledger}"')  # noqa: E731
+        written = names(uuid, f'"{ledger}"')  # the TableName field of the ledger's PutItem
         return proxy.add("dynamodb:PutItem", aws_faults.Fault.server_error(), when=written, **every_attempt)
     if kind == "delete_failed":
         return proxy.add("dynamodb:DeleteItem", aws_faults.Fault.server_error(), when=names(record), **every_attempt)
@@ -246,9 +240,11 @@ def _aws_rule(proxy: AwsFaultProxy, kind: str, uuid: str, record: str, *, queue:
         return proxy.add("s3:HeadObject", fault, when=lambda call: uuid in call.path, **every_attempt)
     if kind == "enqueue_failed":
         attempts = WEBHOOK_SQS_CONFIG.retries["total_max_attempts"]
-        return proxy.add("sqs:SendMessage", aws_faults.Fault.unavailable(), when=sent_to(queue), times=attempts)
+        to_queue = names(uuid, f'/{queue}"')  # the QueueUrl field of the webhook's SendMessage
+        return proxy.add("sqs:SendMessage", aws_faults.Fault.unavailable(), when=to_queue, times=attempts)
     if kind == "park_failed":
-        return proxy.add("sqs:SendMessage", aws_faults.Fault.unavailable(), when=sent_to(dlq), **every_attempt)
+        to_dlq = names(uuid, f'/{dlq}"')
+        return proxy.add("sqs:SendMessage", aws_faults.Fault.unavailable(), when=to_dlq, **every_attempt)
     raise ValueError(f"unknown AWS fault kind {kind!r}; known: {', '.join(AWS_FAULT_LABELS)}")
 
 
@@ -258,10 +254,6 @@ def idempotency_record_id(key: dict[str, str]) -> str:
     "0 met" and the reduced soak test fails on."""
     digest = hashlib.md5(json.dumps(key, sort_keys=True).encode(), usedforsecurity=False).hexdigest()
     return f"{IDEMPOTENCY_KEY_PREFIX}#{digest}"
-
-
-def _queue_name(url: str) -> str:
-    return url.rstrip("/").rsplit("/", 1)[-1]
 
 
 def _fault(rng: random.Random, config: SoakConfig) -> Fault:
@@ -348,8 +340,10 @@ def _settle(flow: LocalFlow, run_copier: Callable[[], None], sender: _Uploadcare
     took longer than SETTLE_SECONDS. `waits`: given-back records keep their visibility, so wait for them to come
     back; otherwise they come back at once, and five rounds that leave something over mean `check` will say what."""
     settle_by = time.monotonic() + SETTLE_SECONDS
-    for rounds in itertools.count(1):
+    rounds = 0
+    while True:
         run_copier()
+        rounds += 1
         if not sender.retries and flow.queue_depth() == 0:
             return True
         if not waits and rounds == 5:
@@ -358,7 +352,6 @@ def _settle(flow: LocalFlow, run_copier: Callable[[], None], sender: _Uploadcare
             return False
         if waits:
             time.sleep(1.0)
-    return False  # unreachable: itertools.count never ends
 
 
 # The two rotations happen at different points: in this one process both handlers share Powertools' secret cache
@@ -400,18 +393,11 @@ def _collect(flow: LocalFlow, result: SoakResult) -> None:
         result.faults_left.update(fault.kind for fault in flow.emulator.pending_faults(soaked.file.uuid))
     parked = {_attribute(message, "uuid") for message in result.dead_letters}
     result.verified_parked = [
-        f.file.uuid for f in result.files if f.file.uuid in parked and _copied_whole(flow, f.file)
+        f.file.uuid for f in result.files if f.file.uuid in parked and flow.object_size(f.file) == f.file.size
     ]
     result.uploadcare_answers = Counter(
         record.status for record in flow.emulator.requests if record.uri == "/files/remote_copy/"
     )
-
-
-def _copied_whole(flow: LocalFlow, file: EmulatedFile) -> bool:
-    try:
-        return int(flow.s3.head_object(Bucket=flow.stack.bucket, Key=flow.key_of(file))["ContentLength"]) == file.size
-    except ClientError:
-        return False
 
 
 def check(result: SoakResult) -> list[str]:

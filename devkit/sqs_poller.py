@@ -18,8 +18,12 @@ from devkit.lambda_context import LambdaContext
 Handler = Callable[[dict[str, Any], Any], Any]
 
 
+def queue_name(queue_url: str) -> str:
+    return queue_url.rstrip("/").rsplit("/", 1)[-1]
+
+
 def queue_arn(queue_url: str, region: str = "us-east-1", account: str = "123456789012") -> str:
-    return f"arn:aws:sqs:{region}:{account}:{queue_url.rstrip('/').rsplit('/', 1)[-1]}"
+    return f"arn:aws:sqs:{region}:{account}:{queue_name(queue_url)}"
 
 
 def to_lambda_record(message: dict[str, Any], arn: str) -> dict[str, Any]:

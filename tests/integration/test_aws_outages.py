@@ -18,7 +18,7 @@ import handle_webhook
 from devkit.aws_faults import AwsFaultProxy, Call, Fault
 from devkit.emulator import Fault as UploadcareFault
 from devkit.lambda_context import LambdaContext
-from devkit.sqs_poller import queue_arn, to_lambda_record
+from devkit.sqs_poller import queue_arn, queue_name, to_lambda_record
 from tests.conftest import load_event
 from tests.integration.copier_support import SHORT_TIMEOUT, CopierHarness, assert_verified_once, copier, reason_of
 from tests.integration.test_webhook_handler import Stack, stack
@@ -216,7 +216,7 @@ def test_a_dead_letter_send_that_fails_gives_the_record_back_until_it_is_parked(
     copier: CopierHarness, proxy: AwsFaultProxy
 ) -> None:
     # Given a copy that fails permanently (wrong size) while the DLQ cannot be reached, for two deliveries
-    dlq_name = copier.stack.dlq_url.rsplit("/", 1)[-1]
+    dlq_name = queue_name(copier.stack.dlq_url)
 
     def to_the_dlq(call: Call) -> bool:
         return call.mentions(dlq_name)
