@@ -1,5 +1,5 @@
 """The copy ledger: one permanent DynamoDB item per (file, copy spec), the proof that outlives the idempotency
-records (docs/design.md, "The ledger"). The copier writes it; the reconciler and `audit` read it.
+records (docs/design.md, "The copy ledger: proof that lasts"). The copier writes it; the reconciler and `audit` read it.
 
 Item: partition key `uuid`, sort key `spec`; `status` (a LedgerStatus), `bucket`, `key`, `size`, `etag`,
 `checksum` (S3's CRC64NVME when head_object returns one), `verified_at`, `updated_at`, `origin`, `uploaded_at`,
