@@ -5,6 +5,7 @@ Real DynamoDB semantics from the moto server; its faults injected in front of it
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import boto3
 import pytest
@@ -185,3 +186,46 @@ def test_an_unreadable_ledger_gives_the_record_back_before_any_copy(
     proxy.clear()
     copier.drain()
     assert_verified_once(copier, file)
+
+
+def test_the_upload_time_a_request_carries_lands_in_the_ledger_item(copier: CopierHarness) -> None:
+    # Given a copy request that knows when the file was uploaded (a webhook's or the reconciler's)
+    file = copier.add_file(size=77)
+    request = copier.request_for(file)
+    copier.send_body(replace(request, uploaded_at="2025-03-04T05:06:07.123Z").to_message())
+
+    # When it is copied
+    copier.drain()
+
+    # Then its ledger item says when the file was uploaded
+    item = copier.ledger_item(file)
+    assert item is not None
+    assert (item.status, item.uploaded_at) == (LedgerStatus.VERIFIED, "2025-03-04T05:06:07.123Z")
+
+
+def test_a_request_for_a_spec_this_deployment_lacks_is_parked_without_a_call_or_a_ledger_item(
+    copier: CopierHarness,
+) -> None:
+    # Given a request naming only a copy spec this deployment does not have
+    file = copier.add_file(size=5)
+    copier.send_body(copier.request_for(file).for_specs(("thumbnail",)).to_message())
+
+    # When the copier takes it
+    copier.drain()
+
+    # Then it is parked as unknown_spec: no Uploadcare call, no ledger item for a spec it was not for
+    [message] = copier.dead_letters()
+    assert reason_of(message) == "unknown_spec"
+    assert "thumbnail" in message["MessageAttributes"]["detail"]["StringValue"]
+    assert copier.emulator.copy_calls(file.uuid) == 0
+    assert copier.ledger_item(file) is None
+
+
+def test_a_request_naming_the_original_spec_among_others_is_copied(copier: CopierHarness) -> None:
+    file = copier.add_file(size=6)
+    copier.send_body(copier.request_for(file).for_specs(("thumbnail", DEFAULT_SPEC)).to_message())
+
+    copier.drain()
+
+    assert_verified_once(copier, file)
+    assert copier.dead_letters() == []

@@ -1,20 +1,25 @@
-"""The copy request: the SQS message every entry point (webhook, backfill, manual) puts on the copy queue.
+"""The copy request: the SQS message every entry point (webhook, backfill, reconcile, manual) puts on the copy queue.
 
 docs/design.md, "The copy request": JSON, versioned,
     {"version": 1, "uuid", "size", "original_filename", "mime_type", "cdn_url", "event", "received_at", "origin"}
+and optionally "uploaded_at" (Uploadcare's `datetime_uploaded`) and "specs" (the copy specs it is for; without it,
+every spec).
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 VERSION = 1
-ORIGINS = ("webhook", "backfill", "manual")
-Origin = Literal["webhook", "backfill", "manual"]
+ORIGINS = ("webhook", "backfill", "reconcile", "manual")
+Origin = Literal["webhook", "backfill", "reconcile", "manual"]
+# A copy spec's name (docs/design.md, "Copy specs"): it names the spec in logs, metrics, DLQ attributes and the ledger.
+SPEC_NAME_PATTERN = re.compile(r"\A[a-z0-9][a-z0-9-]{0,31}\Z")
+MAX_SPECS = 10
 # A file UUID exactly as Uploadcare writes it: lowercase, canonical. Group ids (`<uuid>~2`) are not files.
 # Anchored with \A and \Z: `$` would also admit a trailing newline.
 UUID_PATTERN = re.compile(r"\A[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
@@ -39,15 +44,29 @@ class CopyRequest:
     received_at: str
     origin: Origin
     version: int = VERSION
+    uploaded_at: str = ""  # Uploadcare's datetime_uploaded, when the entry point knows it
+    specs: tuple[str, ...] | None = None  # None: for every copy spec
 
     def to_message(self) -> str:
         """The SQS message body. ASCII only: SQS refuses lone surrogates, U+FFFE/U+FFFF and most controls, which a
-        signed webhook can carry (JSON escapes); escaped, any name survives the queue and reads back unchanged."""
-        return json.dumps(asdict(self), ensure_ascii=True, separators=(",", ":"), sort_keys=True)
+        signed webhook can carry (JSON escapes); escaped, any name survives the queue and reads back unchanged.
+        The optional fields are left out when unset."""
+        body = asdict(self)
+        if not self.uploaded_at:
+            del body["uploaded_at"]
+        if self.specs is None:
+            del body["specs"]
+        else:
+            body["specs"] = list(self.specs)
+        return json.dumps(body, ensure_ascii=True, separators=(",", ":"), sort_keys=True)
+
+    def for_specs(self, specs: tuple[str, ...] | None) -> CopyRequest:
+        return replace(self, specs=specs)
 
     @classmethod
     def from_file_info(cls, data: dict[str, Any], *, event: str, origin: Origin, cdn_url: str = "") -> CopyRequest:
         """From a file object as in `GET /files/<uuid>/` or a webhook's `data` (already validated by the caller)."""
+        uploaded = data.get("datetime_uploaded")
         return cls(
             uuid=str(data["uuid"]),
             size=int(data["size"]),
@@ -57,6 +76,7 @@ class CopyRequest:
             event=event,
             received_at=now_iso(),
             origin=origin,
+            uploaded_at=uploaded if isinstance(uploaded, str) else "",
         )
 
     @classmethod
@@ -80,9 +100,29 @@ class CopyRequest:
             problems.append(f"origin is not one of {', '.join(ORIGINS)}")
         text_fields = ("original_filename", "mime_type", "cdn_url", "event", "received_at")
         problems.extend(f"{name} is not a string" for name in text_fields if not isinstance(value.get(name), str))
+        uploaded = value.get("uploaded_at", "")
+        if not isinstance(uploaded, str):
+            problems.append("uploaded_at is not a string")
+        specs = _specs(value.get("specs"), problems) if "specs" in value else None
         if problems:
             raise InvalidCopyRequest("; ".join(problems))
-        return cls(**{name: value[name] for name in (*text_fields, "uuid", "size", "origin", "version")})
+        known = {name: value[name] for name in (*text_fields, "uuid", "size", "origin", "version")}
+        return cls(**known, uploaded_at=uploaded, specs=specs)
+
+
+def _specs(value: Any, problems: list[str]) -> tuple[str, ...] | None:
+    """`specs`: 1 to MAX_SPECS distinct spec names."""
+    if not isinstance(value, list) or not 1 <= len(value) <= MAX_SPECS:
+        problems.append(f"specs is not a list of 1 to {MAX_SPECS} copy spec names")
+        return None
+    bad = [str(name)[:40] for name in value if not isinstance(name, str) or not SPEC_NAME_PATTERN.match(name)]
+    if bad:
+        problems.append(f"specs has names that are not copy spec names: {', '.join(map(repr, bad))}")
+        return None
+    if len(set(value)) != len(value):
+        problems.append("specs names a copy spec twice")
+        return None
+    return tuple(value)
 
 
 def now_iso() -> str:

@@ -19,6 +19,7 @@ class Reason(StrEnum):
     UNEXPECTED_BUCKET = "unexpected_bucket"  # the copy landed in a bucket other than TARGET_BUCKET
     VERIFICATION_FAILED = "verification_failed"  # head_object: object missing or of the wrong size
     INVALID_COPY_REQUEST = "invalid_copy_request"  # a queue message that is not a valid copy request
+    UNKNOWN_SPEC = "unknown_spec"  # the request names copy specs this deployment does not have
 
     # Transient: the record is given back to SQS and retried; after maxReceiveCount SQS dead-letters it.
     THROTTLED = "throttled"  # 429 with Retry-After

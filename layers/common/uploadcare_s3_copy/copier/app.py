@@ -247,7 +247,13 @@ class Copier:
     ) -> RecordOutcome | None:
         """Given back when no call can start in time; done when the ledger already proves the copy (however long
         ago: no Uploadcare call); None when the copy must be tried. The batch's lookup answers if it covered this
-        record, else its own GetItem. Raises TransientFailure if the ledger cannot be read."""
+        record, else its own GetItem. Raises TransientFailure if the ledger cannot be read, PermanentFailure when the
+        request is for no copy spec of this deployment."""
+        if request.specs is not None and DEFAULT_SPEC not in request.specs:
+            raise PermanentFailure(
+                Reason.UNKNOWN_SPEC,
+                f"the request is for copy specs {', '.join(request.specs)}; this deployment has only {DEFAULT_SPEC!r}",
+            )
         if not deadline.allows_aws_call():
             logger.info("No time left in this invocation to start the copy; given back")
             return RecordOutcome("retry", request.uuid, time.monotonic() - started, reason=Reason.TIMEOUT)
@@ -354,6 +360,7 @@ class Copier:
             checksum=proof.checksum,
             verified_at=now,
             origin=request.origin,
+            uploaded_at=request.uploaded_at,
         )
         try:
             self._ledger.put(item)
@@ -369,6 +376,7 @@ class Copier:
             status=LedgerStatus.DEAD_LETTERED,
             updated_at=now_iso(),
             origin=request.origin,
+            uploaded_at=request.uploaded_at,
             reason=str(failure.reason),
         )
         try:
@@ -387,7 +395,7 @@ class Copier:
             logger.error("DLQ send failed; the record is given back so it is not lost", extra=extra)
             return RecordOutcome("retry", uuid, time.monotonic() - started, reason=Reason.AWS_UNAVAILABLE)
         logger.error("Copy failed permanently; sent to the dead-letter queue", extra=extra)
-        if request is not None:
+        if request is not None and failure.reason is not Reason.UNKNOWN_SPEC:  # an item of no spec of this deployment
             self._record_dead_lettered(request, failure)
         return RecordOutcome("dead_lettered", uuid, time.monotonic() - started, reason=failure.reason)
 
