@@ -76,7 +76,7 @@ class LocalFlow:
                     )
                 )
                 emulator.add_storage(Storage(storage, stack.bucket, prefix))
-                os.environ.update({**stack.webhook_env(), **stack.copier_env()})
+                os.environ.update({**stack.webhook_env(), **stack.copier_env(), **stack.reconciler_env()})
                 # The shared Metrics object read its namespace when first imported, maybe before this environment.
                 metrics.namespace = os.environ["POWERTOOLS_METRICS_NAMESPACE"]
                 flow = cls(stack, emulator, log)
@@ -89,14 +89,16 @@ class LocalFlow:
 
     @staticmethod
     def reset_functions() -> None:
-        """Cold-start both functions on their next invocation (they read the environment once per container)."""
+        """Cold-start the functions on their next invocation (they read the environment once per container)."""
         from aws_lambda_powertools.utilities import parameters  # noqa: PLC0415
 
         import handle_copy  # noqa: PLC0415 - the handlers are imported once the environment is set
+        import handle_reconcile  # noqa: PLC0415
         import handle_webhook  # noqa: PLC0415
 
         handle_webhook.app.cache_clear()
         handle_copy.app.cache_clear()
+        handle_reconcile.app.cache_clear()
         parameters.clear_caches()  # type: ignore[no-untyped-call]
 
     @contextlib.contextmanager
@@ -144,6 +146,14 @@ class LocalFlow:
                 function_timeout=function_timeout,
                 give_back_visibility=give_back_visibility,
             )
+
+    def reconcile(self, event: dict[str, Any] | None = None, *, function_timeout: float = 300.0) -> dict[str, Any]:
+        """One reconciler invocation (`{}`: the scheduled run); returns its summary."""
+        import handle_reconcile  # noqa: PLC0415
+
+        context = LambdaContext(function_name="ReconcilerFunction", timeout_seconds=function_timeout)
+        with self._quiet():
+            return dict(handle_reconcile.lambda_handler({} if event is None else event, context))
 
     def key_of(self, file: EmulatedFile) -> str:
         return predict_key(self.stack.spec.prefix, "${default}", file.uuid, file.original_filename)

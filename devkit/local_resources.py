@@ -103,6 +103,12 @@ class LocalStack:
             env["UPLOADCARE_API_URL"] = api_url
         return env
 
+    def reconciler_env(self, api_url: str | None = None) -> dict[str, str]:
+        env = self.env_for("ReconcilerFunction")
+        if api_url:
+            env["UPLOADCARE_API_URL"] = api_url
+        return env
+
     def secret_value(self) -> dict[str, str]:
         return {
             "public_key": self.spec.public_key,
@@ -204,8 +210,9 @@ def create_stack(spec: StackSpec | None = None, template_path: Path = TEMPLATE) 
     )
 
 
-def read_queue(queue_url: str, max_messages: int = 1000) -> list[dict[str, Any]]:
-    """Every message on a queue (received with a long visibility timeout so each is seen once), not deleted."""
+def read_queue(queue_url: str, max_messages: int = 1000, *, release: bool = False) -> list[dict[str, Any]]:
+    """Every message on a queue (received with a long visibility timeout so each is seen once), not deleted.
+    `release`: made visible again afterwards, so a consumer still gets them."""
     sqs = boto3.client("sqs")
     seen: list[dict[str, Any]] = []
     while len(seen) < max_messages:
@@ -221,4 +228,11 @@ def read_queue(queue_url: str, max_messages: int = 1000) -> list[dict[str, Any]]
         if not batch:
             break
         seen.extend(batch)
+    if release:
+        for start in range(0, len(seen), 10):
+            entries = [
+                {"Id": str(n), "ReceiptHandle": message["ReceiptHandle"], "VisibilityTimeout": 0}
+                for n, message in enumerate(seen[start : start + 10])
+            ]
+            sqs.change_message_visibility_batch(QueueUrl=queue_url, Entries=entries)
     return seen

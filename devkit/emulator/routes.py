@@ -306,7 +306,7 @@ class RestApi(Project):
         project = {"name": self.project_name, "pub_key": self.public_key, "autostore_enabled": True}
         return _json_reply(200, {**project, "collaborators": []})
 
-    def _list_files(self, request: _Request, _params: dict[str, str]) -> _Reply:
+    def _list_files(self, request: _Request, _params: dict[str, str]) -> _Reply | None:
         """`GET /files/`: filtered by `stored`/`removed`, ordered by upload time, bounded by `from`/`to` (inclusive).
 
         `next` moves the bound to the first file not yet listed, plus `offset` files with that same time already
@@ -333,6 +333,15 @@ class RestApi(Project):
         except ValueError:
             return _error(400, "`from` and `to` must be ISO 8601 date-times (YYYY-MM-DDTHH:MM:SSZ).")
 
+        with self._lock:
+            fault = self._listing_faults.popleft() if self._listing_faults else None
+            delay = self._list_delay
+        if fault is not None:
+            faulted = self._fault_reply(fault)
+            if faulted is not None or self._stopping.is_set():
+                return faulted
+        if delay and self._stopping.wait(delay):
+            return None
         with self._lock:
             everything = list(enumerate(self._files.values()))  # insertion order breaks ties of equal times
         kept = [(n, f) for n, f in everything if f.removed == removed and (stored is None or f.stored == stored)]

@@ -253,6 +253,8 @@ class Project:
         self._lock = threading.Lock()
         self._files: dict[str, EmulatedFile] = {}
         self._faults: dict[str, deque[Fault]] = {}
+        self._listing_faults: deque[Fault] = deque()
+        self._list_delay = 0.0
         self._stats: dict[str, CopyStats] = {}
         self._request_counts: Counter[str] = Counter()
         self._requests: deque[RequestRecord] = deque(maxlen=10_000)
@@ -304,6 +306,17 @@ class Project:
         if seconds < 0:
             raise ValueError("copy_delay cannot be negative")
         self._copy_delay = seconds
+
+    @property
+    def list_delay(self) -> float:
+        """Seconds every `GET /files/` page takes before it answers (a slow listing, for deadline tests)."""
+        return self._list_delay
+
+    @list_delay.setter
+    def list_delay(self, seconds: float) -> None:
+        if seconds < 0:
+            raise ValueError("list_delay cannot be negative")
+        self._list_delay = seconds
 
     @property
     def secret_key(self) -> str:
@@ -400,6 +413,13 @@ class Project:
         with self._lock:
             self._file(uuid)
             self._faults[uuid].extend(faults)
+
+    def script_listing(self, *faults: Fault) -> None:
+        """Queues faults for the next `GET /files/` calls, one per call, in order (`not_ready` is not one)."""
+        if any(fault.kind == "not_ready" for fault in faults):
+            raise ValueError("a listing is never 'not ready'")
+        with self._lock:
+            self._listing_faults.extend(faults)
 
     def pending_faults(self, uuid: str) -> list[Fault]:
         with self._lock:

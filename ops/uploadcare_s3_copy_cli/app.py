@@ -16,6 +16,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from uploadcare_s3_copy import __version__
 from uploadcare_s3_copy.copy_request import is_file_uuid
+from uploadcare_s3_copy.moments import parse_when
 from uploadcare_s3_copy.reasons import CopyFailure
 from uploadcare_s3_copy_cli import backfill, copying, dlq, doctor, webhooks
 from uploadcare_s3_copy_cli.base import EXIT_CODES_HELP, EXIT_INTERRUPTED, EXIT_PROBLEMS, EXIT_USAGE, CliError
@@ -41,14 +42,14 @@ def _uuid(text: str) -> str:
 
 def _start(text: str) -> datetime:
     try:
-        return backfill.parse_when(text)
+        return parse_when(text)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _end(text: str) -> datetime:
     try:
-        return backfill.parse_when(text, end_of_day=True)
+        return parse_when(text, end_of_day=True)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
 

@@ -17,13 +17,14 @@ import re
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields
-from datetime import UTC, date, datetime, time
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from uploadcare_s3_copy.copy_request import CopyRequest, is_file_uuid, now_iso
+from uploadcare_s3_copy.moments import iso_z, parse_when, uploaded_at
 from uploadcare_s3_copy.reasons import CopyFailure, Reason, TransientFailure
 from uploadcare_s3_copy.uploadcare import FilesPage, files_cursor
 from uploadcare_s3_copy_cli.base import EXIT_INTERRUPTED, EXIT_OK, CliError, UsageError
@@ -37,29 +38,6 @@ MAX_WAIT_SECONDS = 300.0
 RETRY_DELAYS = (2.0, 5.0, 15.0)  # after a 5xx, timeout or connection error on a page
 PROGRESS_INTERVAL_SECONDS = 10.0  # between progress lines when stderr is not a terminal
 BACKFILL_EVENT = "file.uploaded"
-
-
-# --- dates ----------------------------------------------------------------------------------------------------
-
-
-def parse_when(text: str, *, end_of_day: bool = False) -> datetime:
-    """An ISO date or date-time. A bare date means the start of that day in UTC, or its end when `end_of_day`
-    (so `--to 2024-01-31` includes the 31st); a date-time without an offset is UTC."""
-    try:
-        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
-            day = date.fromisoformat(text)
-            moment = datetime.combine(day, time.max if end_of_day else time.min, UTC)
-        else:
-            moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"{text!r} is not an ISO date (2024-01-31) or date-time (2024-01-31T12:00:00Z)") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def iso_z(moment: datetime) -> str:
-    """UTC, `Z`-suffixed, microseconds only when there are some: `2024-01-31T00:00:00Z`."""
-    text = moment.astimezone(UTC).isoformat(timespec="microseconds" if moment.microsecond else "seconds")
-    return text.replace("+00:00", "Z")
 
 
 # --- state ----------------------------------------------------------------------------------------------------
@@ -216,16 +194,6 @@ class PageSource(Protocol):
 
 class Sender(Protocol):
     def send_all(self, bodies: list[str]) -> int: ...
-
-
-def uploaded_at(info: Mapping[str, Any]) -> datetime | None:
-    value = info.get("datetime_uploaded")
-    if not isinstance(value, str):
-        return None
-    try:
-        return parse_when(value)
-    except ValueError:
-        return None
 
 
 @dataclass

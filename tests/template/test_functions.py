@@ -1,4 +1,4 @@
-"""The two functions: entry points that exist, the configuration contract met, the shared layer, the copy events."""
+"""The three functions: entry points that exist, the configuration contract met, the shared layer, the copy events."""
 
 from __future__ import annotations
 
@@ -12,12 +12,14 @@ import pytest
 from tests.conftest import ROOT
 from tests.template.support import function_environment, functions, parameter, stack, template
 from uploadcare_s3_copy.copier.settings import load_copier_settings
+from uploadcare_s3_copy.reconciler.settings import load_reconciler_settings
 from uploadcare_s3_copy.settings import ConfigError
 from uploadcare_s3_copy.webhook.settings import load_webhook_settings
 
 LOADERS: Mapping[str, Callable[[Mapping[str, str]], object]] = {
     "WebhookFunction": load_webhook_settings,
     "CopierFunction": load_copier_settings,
+    "ReconcilerFunction": load_reconciler_settings,
 }
 # Read by Powertools itself, not by the project's configuration loaders.
 POWERTOOLS_VARIABLES = frozenset(
@@ -71,6 +73,7 @@ def test_the_loaders_cover_every_function() -> None:
     [
         ("WebhookFunction", "functions/webhook/", "handle_webhook.lambda_handler"),
         ("CopierFunction", "functions/copier/", "handle_copy.lambda_handler"),
+        ("ReconcilerFunction", "functions/reconciler/", "handle_reconcile.lambda_handler"),
     ],
 )
 def test_functions_use_the_fixed_entry_points(logical_id: str, code_uri: str, handler: str) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from tests.template.support import functions, resources_of_type, stack, template
+from uploadcare_s3_copy.reconciler.state import STATE_UUID
 
 IAM_POLICY_TYPES = ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::IAM::RolePolicy")
 
@@ -100,7 +101,7 @@ def test_every_function_has_its_written_out_role() -> None:
         assert "Policies" not in properties, f"{logical_id}: Policies are ignored next to Role"
 
 
-@pytest.mark.parametrize("role", ["WebhookFunctionRole", "CopierFunctionRole"])
+@pytest.mark.parametrize("role", ["WebhookFunctionRole", "CopierFunctionRole", "ReconcilerFunctionRole"])
 @pytest.mark.parametrize(
     ("secret_id", "expected"),
     [
@@ -120,7 +121,7 @@ def test_each_function_may_read_the_one_secret_only(role: str, secret_id: str, e
     assert grants == {"secretsmanager:GetSecretValue": {expected}}
 
 
-@pytest.mark.parametrize("role", ["WebhookFunctionRole", "CopierFunctionRole"])
+@pytest.mark.parametrize("role", ["WebhookFunctionRole", "CopierFunctionRole", "ReconcilerFunctionRole"])
 def test_kms_decrypt_only_when_the_secret_has_a_customer_key(role: str) -> None:
     key = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 
@@ -168,10 +169,32 @@ def test_copier_uses_the_idempotency_table_item_by_item_and_only_reads_and_puts_
 
 
 @pytest.mark.parametrize(
-    ("role", "log_group"), [("WebhookFunctionRole", "WebhookLogGroup"), ("CopierFunctionRole", "CopierLogGroup")]
+    ("role", "log_group"),
+    [
+        ("WebhookFunctionRole", "WebhookLogGroup"),
+        ("CopierFunctionRole", "CopierLogGroup"),
+        ("ReconcilerFunctionRole", "ReconcilerLogGroup"),
+    ],
 )
 def test_each_function_writes_its_own_log_group_only(role: str, log_group: str) -> None:
     assert granted(role, "logs") == {
         "logs:CreateLogStream": {f"{log_group}.Arn"},
         "logs:PutLogEvents": {f"{log_group}.Arn"},
     }
+
+
+def test_reconciler_reads_the_ledger_writes_only_its_own_cursor_and_queues_copy_requests() -> None:
+    statements = role_statements("ReconcilerFunctionRole")
+    [put] = [statement for statement in statements if "dynamodb:PutItem" in as_list(statement["Action"])]
+
+    assert granted("ReconcilerFunctionRole", "dynamodb") == {
+        "dynamodb:BatchGetItem": {"CopyLedgerTable.Arn"},
+        "dynamodb:GetItem": {"CopyLedgerTable.Arn"},
+        "dynamodb:PutItem": {"CopyLedgerTable.Arn"},
+    }
+    # PutItem only where the partition key is the reconciler's own (uploadcare_s3_copy/reconciler/state.py): it can
+    # never write, or overwrite, the proof of a file.
+    assert as_list(put["Action"]) == ["dynamodb:PutItem"]
+    assert put["Condition"] == {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [STATE_UUID]}}
+    assert granted("ReconcilerFunctionRole", "sqs") == {"sqs:SendMessage": {"CopyQueue.Arn"}}
+    assert granted("ReconcilerFunctionRole", "s3") == {}

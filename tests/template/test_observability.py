@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import ROOT
-from tests.template.support import function_environment, resources_of_type, stack, template
+from tests.template.support import function_environment, functions, resources_of_type, stack, template
 
 # The metrics the functions emit (Powertools EMF, dimension `service`) that the dashboard must show.
 EMITTED_METRICS = frozenset(
@@ -24,6 +24,11 @@ EMITTED_METRICS = frozenset(
         "VerificationFailed",
         "BytesCopied",
         "CopyLatency",
+        "ReconcileChecked",
+        "ReconcileVerified",
+        "ReconcileQueued",
+        "ReconcileDeadLettered",
+        "ReconcileStale",
     }
 )
 PACKAGE = ROOT / "layers/common/uploadcare_s3_copy"
@@ -89,7 +94,7 @@ def test_each_function_has_an_errors_alarm() -> None:
         if dimension["Name"] == "FunctionName"
     }
 
-    assert watched == {"WebhookFunction", "CopierFunction"}
+    assert watched == set(functions())
 
 
 def test_every_alarm_notifies_the_alarm_topic() -> None:
@@ -131,7 +136,7 @@ def test_dashboard_reads_the_namespace_and_service_the_functions_write() -> None
             deployed.resolve(function_environment(logical_id)["POWERTOOLS_METRICS_NAMESPACE"]),
             deployed.resolve(function_environment(logical_id)["POWERTOOLS_SERVICE_NAME"]),
         )
-        for logical_id in ("WebhookFunction", "CopierFunction")
+        for logical_id in functions()
     }
     custom = [line for line in dashboard_metrics() if not line[0].startswith("AWS/")]
 
@@ -197,3 +202,23 @@ def test_webhook_route_is_throttled_by_parameters() -> None:
         "ThrottlingBurstLimit": {"Ref": "WebhookThrottlingBurstLimit"},
         "ThrottlingRateLimit": {"Ref": "WebhookThrottlingRateLimit"},
     }
+
+
+def test_an_alarm_fires_when_files_stay_unverified_after_a_reconcile_run() -> None:
+    [alarm] = [stack().resolve(dict(a)) for a in alarms().values() if a["MetricName"] == "ReconcileStale"]
+
+    assert alarm["Namespace"] == "UploadcareS3Copy"
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": "uploadcare-s3-copy"}]
+    assert (alarm["Statistic"], alarm["Threshold"], alarm["ComparisonOperator"]) == ("Sum", 0, "GreaterThanThreshold")
+
+
+def test_the_reconciler_runs_on_its_schedule_which_can_be_turned_off() -> None:
+    event = template()["Resources"]["ReconcilerFunction"]["Properties"]["Events"]["ReconcileSchedule"]
+    on, off = stack(), stack(ReconcileSchedule="off")
+
+    assert event["Type"] == "Schedule"
+    assert on.resolve(event["Properties"]["Schedule"]) == "rate(1 hour)"
+    assert on.resolve(event["Properties"]["State"]) == "ENABLED"
+    assert stack(ReconcileSchedule="cron(0 3 * * ? *)").resolve(event["Properties"]["Schedule"]) == "cron(0 3 * * ? *)"
+    assert off.resolve(event["Properties"]["State"]) == "DISABLED"
+    assert event["Properties"]["Input"] == "{}"

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from uploadcare_s3_copy.moments import iso_z, parse_when
 from uploadcare_s3_copy.reasons import PermanentFailure, Reason, TransientFailure
 from uploadcare_s3_copy.uploadcare import FilesPage, UploadcareAuthError
 from uploadcare_s3_copy_cli.backfill import (
@@ -22,8 +23,6 @@ from uploadcare_s3_copy_cli.backfill import (
     default_state_path,
     eta_seconds,
     format_duration,
-    iso_z,
-    parse_when,
     status_line,
 )
 from uploadcare_s3_copy_cli.base import CliError, UsageError
