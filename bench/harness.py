@@ -30,7 +30,7 @@ from uploadcare_s3_copy.webhook.rules import copy_request_from
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHONPATH = os.pathsep.join(
-    str(ROOT / part) for part in ("layers/common", "functions/webhook", "functions/copier", ".")
+    str(ROOT / part) for part in ("layers/common", "functions/webhook", "functions/copier", "functions/reconciler", ".")
 )
 READY_TIMEOUT_SECONDS = 120.0
 RUN_TIMEOUT_SECONDS = 600.0

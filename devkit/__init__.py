@@ -8,6 +8,6 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-for _path in (ROOT / "layers" / "common", ROOT / "functions" / "webhook", ROOT / "functions" / "copier"):
+for _path in (ROOT / "layers" / "common", *(ROOT / "functions" / name for name in ("webhook", "copier", "reconciler"))):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))

@@ -28,9 +28,10 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -47,6 +48,7 @@ TEMPLATE = ROOT / "template.yaml"
 STORAGE = "sam-local-storage"
 WEBHOOK = "WebhookFunction"
 COPIER = "CopierFunction"
+RECONCILER = "ReconcilerFunction"
 # The copier's timeout in these runs: a hang shows up in a minute, not in the template's five.
 COPIER_TIMEOUT_SECONDS = "60"
 INVOKE_TIMEOUT_SECONDS = 240  # a whole `sam local invoke`: image build, container start, the function's own timeout
@@ -414,8 +416,7 @@ def run_checks(invoker: Invoker, stack: LocalStack, host: str, aws_endpoint: str
         status, body = http_answer(answer)
         report.check(status == 200 and body.get("status") == "ignored", "file.stored -> 200 ignored", str(answer))
         report.check(queue_depth(stack.queue_url) == 1, "nothing more queued")
-    queued = read_queue(stack.queue_url)
-    uuids = [json.loads(message["Body"]).get("uuid") for message in queued]
+    uuids = [json.loads(message["Body"]).get("uuid") for message in read_queue(stack.queue_url, release=True)]
     report.check(uuids == [sample.uuid], f"the queued copy request is for {sample.uuid}", f"queued: {uuids}")
 
     print(f"\nCopierFunction (bucket {stack.bucket}, Uploadcare emulator {api_url})", file=report.out)
@@ -430,6 +431,8 @@ def run_checks(invoker: Invoker, stack: LocalStack, host: str, aws_endpoint: str
         copies = emulator_admin(api_url, "GET", "counters")["files"].get(sample.uuid, {}).get("copies", 0)
         report.check(copies == 1, "Uploadcare made exactly one copy", f"copies: {copies}")
         report.check(queue_depth(stack.dlq_url) == 0, "nothing in the dead-letter queue")
+
+    check_reconciler(invoke, stack, api_url, report)
 
     # A stack of its own, so the copy just recorded as done (idempotency) does not answer for Uploadcare.
     offline = create_stack(local_spec(f"samlocal-{os.getpid()}-offline", aws_endpoint))
@@ -447,6 +450,34 @@ def run_checks(invoker: Invoker, stack: LocalStack, host: str, aws_endpoint: str
         report.check(answer == expected, "the record is reported in batchItemFailures (SQS redelivers it)", str(answer))
         report.check(queue_depth(offline.dlq_url) == 0, "not in the dead-letter queue")
         report.check(bucket_objects(offline.bucket) == {}, "not copied")
+
+
+def check_reconciler(
+    invoke: Callable[..., dict[str, Any] | None], stack: LocalStack, api_url: str, report: Report
+) -> None:
+    """The reconciler's scheduled run queues a file no webhook announced; a full run finds the copied sample."""
+    # A file whose webhook never came, uploaded an hour ago: older than the grace, inside the overlap.
+    missed = "5b1c0d2e-3f4a-4b5c-8d6e-7f8091a2b3c4"
+    hour_ago = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    emulator_admin(
+        api_url,
+        "POST",
+        "files",
+        {"uuid": missed, "original_filename": "missed.txt", "size": 4096, "datetime_uploaded": hour_ago},
+    )
+    print(f"\nReconcilerFunction (ledger {stack.ledger_table})", file=report.out)
+    before = queue_depth(stack.queue_url)
+    answer = invoke("reconcile-scheduled", RECONCILER, "reconcile-scheduled.json")
+    if answer is not None:
+        found = {key: answer.get(key) for key in ("checked", "verified", "queued", "complete")}
+        expected_found = {"checked": 1, "verified": 0, "queued": 1, "complete": True}
+        report.check(found == expected_found, "the scheduled run queued the file no webhook announced", str(answer))
+        report.check(queue_depth(stack.queue_url) == before + 1, "exactly one copy request more on the queue")
+    answer = invoke("reconcile-full", RECONCILER, "reconcile-full.json", ReconcileGraceSeconds="0")
+    if answer is not None:
+        found = {key: answer.get(key) for key in ("checked", "verified", "queued", "complete")}
+        expected_found = {"checked": 2, "verified": 1, "queued": 1, "complete": True}
+        report.check(found == expected_found, "a full run finds the copied file in the ledger", str(answer))
 
 
 def _stop_on_sigterm() -> None:

@@ -59,6 +59,7 @@ _ROUTES = (
     (re.compile(r"^/project/$"), "project"),
     (re.compile(r"^/webhooks/$"), "webhooks"),
 )
+CDN_PREFIX = "/cdn/"  # the emulator's own CDN, for `audit --deep` (state.Project.use_own_cdn)
 _NGINX_PAGES = {502: "Bad Gateway", 503: "Service Temporarily Unavailable", 504: "Gateway Time-out"}
 
 
@@ -130,6 +131,8 @@ class RestApi(Project):
         """One HTTP request; None means "close without answering" (the emulator is stopping)."""
         if request.path.startswith(ADMIN_PREFIX):
             return self._admin(request)
+        if request.path.startswith(CDN_PREFIX):
+            return self._cdn(request)
         reply = self._api(request)
         if reply is not None:
             request_id = dict(reply.headers).get("X-Uploadcare-Request-Id", "")
@@ -137,6 +140,16 @@ class RestApi(Project):
                 self._request_counts[f"{request.method} {request.path}"] += 1
                 self._requests.append(RequestRecord(request.method, request.uri, reply.status, request_id))
         return reply
+
+    def _cdn(self, request: _Request) -> _Reply:
+        """`GET /cdn/<uuid>/<anything>`: the file's bytes, as the CDN serves an original (see `use_own_cdn`)."""
+        uuid = request.path[len(CDN_PREFIX) :].split("/", 1)[0]
+        with self._lock:
+            emulated = self._files.get(uuid)
+            self._request_counts[f"{request.method} {CDN_PREFIX}"] += 1
+        if request.method != "GET" or emulated is None or emulated.removed:
+            return _Reply(404, b"Not found", "text/plain")
+        return _Reply(200, file_content(emulated.uuid, emulated.size), emulated.mime_type)
 
     def _api(self, request: _Request) -> _Reply | None:
         request_id = str(uuidlib.uuid4())

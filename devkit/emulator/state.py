@@ -393,6 +393,11 @@ class Project:
             emulated = self._file(uuid)
             self._files[uuid] = replace(emulated, datetime_removed=datetime.fromtimestamp(self.clock(), UTC))
 
+    def use_own_cdn(self) -> None:
+        """Files' `original_file_url` (and a webhook's `file`) point at the emulator's own `/cdn/<uuid>/...`, which
+        serves each file's bytes, so the content of a copy can be compared with its original over loopback."""
+        self.cdn_base = self.url + "cdn/"
+
     def set_wrong_size(self, uuid: str, wrong_size: bool = True) -> None:
         with self._lock:
             self._files[uuid] = replace(self._file(uuid), wrong_size=wrong_size)

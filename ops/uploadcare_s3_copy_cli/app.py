@@ -18,14 +18,15 @@ from uploadcare_s3_copy import __version__
 from uploadcare_s3_copy.copy_request import is_file_uuid
 from uploadcare_s3_copy.moments import parse_when
 from uploadcare_s3_copy.reasons import CopyFailure
-from uploadcare_s3_copy_cli import backfill, copying, dlq, doctor, webhooks
+from uploadcare_s3_copy_cli import audit, backfill, copying, dlq, doctor, reconciling, webhooks
 from uploadcare_s3_copy_cli.base import EXIT_CODES_HELP, EXIT_INTERRUPTED, EXIT_PROBLEMS, EXIT_USAGE, CliError
 from uploadcare_s3_copy_cli.context import AwsClients, Context
 from uploadcare_s3_copy_cli.resources import SETTINGS, STACK_ENV, add_resource_options, describe_stack, resolve
 
 PROG = "uploadcare-s3-copy"
-DESCRIPTION = """Operations for an uploadcare-s3-copy stack: backfill older files, copy chosen files, check the
-set-up, register the Uploadcare webhook, read and redrive the dead-letter queue.
+DESCRIPTION = """Operations for an uploadcare-s3-copy stack: backfill older files, copy chosen files, audit and
+reconcile against the copy ledger, check the set-up, register the Uploadcare webhook, read and redrive the
+dead-letter queue.
 
 Resources come from --stack NAME (the deployed stack's outputs and parameters, in the region of the usual AWS
 configuration) or from the options and environment variables listed under each command's --help. AWS_ENDPOINT_URL
@@ -164,6 +165,46 @@ needs: --secret-id and --queue-url; with --direct --secret-id, --bucket and --st
         metavar="SECONDS",
         help="per file, with --direct (default %(default)s)",
     )
+
+    inspect = command(
+        commands,
+        "audit",
+        audit.command,
+        'answer "N of M files verified": Uploadcare\'s file list against the copy ledger',
+        f"""Pages GET /files/ over the window ({audit.PAGE_SIZE} files a page; removed files are not listed) and looks
+every (file, copy spec) up in the ledger. A pair is verified, missing (no proof in the ledger) or dead-lettered
+(with its reason). --check-objects also asks S3 for every verified object (head_object, {audit.HEAD_CONCURRENCY}
+at once): gone, another size or another ETag is mismatched. --deep N streams N sampled originals from the CDN and
+the bucket and compares their SHA-256. Without --to, files of the last
+{audit.GRACE_SECONDS // 60} minutes are left out (still the webhook's). Exits 0 when every pair is
+verified, 1 when any is missing, mismatched or dead-lettered.
+
+needs: --secret-id and --ledger-table (and --queue-url for --requeue), or --stack""",
+    )
+    inspect.add_argument("--from", dest="from_", metavar="DATE", type=_start, help="first upload time (ISO date/time)")
+    inspect.add_argument("--to", metavar="DATE", type=_end, help="last upload time (default: 15 minutes ago)")
+    inspect.add_argument("--spec", metavar="NAME", help="audit this copy spec only")
+    inspect.add_argument("--check-objects", action="store_true", help="head_object every verified copy")
+    inspect.add_argument("--deep", type=_positive, metavar="N", help="compare the SHA-256 of N sampled files")
+    inspect.add_argument("--requeue", action="store_true", help="queue copy requests for what is missing")
+    inspect.add_argument("--json", action="store_true", help="print the result as JSON (no table, no progress)")
+    inspect.add_argument("--report", type=Path, metavar="PATH", help="write every (file, spec) row as CSV")
+
+    heal = command(
+        commands,
+        "reconcile",
+        reconciling.command,
+        "run the reconciler here: queue a copy request for every file the ledger does not prove",
+        """Without options: the scheduled run, from the stack's saved watermark (or unfinished cursor), moving it
+on as the reconciler function does. --from/--to check that window and --full every file; they save nothing.
+Verified and dead-lettered files are not queued. Exits 0 when the run covered its whole window.
+
+needs: --secret-id, --ledger-table and --queue-url (or --stack)""",
+    )
+    heal.add_argument("--from", dest="from_", metavar="DATE", type=_start, help="first upload time (ISO date/time)")
+    heal.add_argument("--to", metavar="DATE", type=_end, help="last upload time (default: 15 minutes ago)")
+    heal.add_argument("--full", action="store_true", help="every file, whenever it was uploaded")
+    heal.add_argument("--json", action="store_true", help="print the summary as JSON")
 
     check = command(
         commands,

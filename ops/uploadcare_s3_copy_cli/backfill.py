@@ -272,23 +272,31 @@ class Backfill:
         return beyond
 
     def _fetch(self, cursor: str) -> FilesPage:
-        throttled = 0
-        failures = 0
-        while True:
-            try:
-                return self.source.list_files_page(cursor)
-            except TransientFailure as failure:
-                if failure.reason is Reason.THROTTLED and throttled < MAX_THROTTLE_WAITS:
-                    throttled += 1
-                    wait = min(MAX_WAIT_SECONDS, failure.retry_after or RETRY_DELAYS[0])
-                    self.warn(f"Uploadcare throttled the listing (429): waiting {wait:g} s, then asking again")
-                elif failure.reason not in (Reason.THROTTLED, Reason.AUTH) and failures < len(RETRY_DELAYS):
-                    wait = RETRY_DELAYS[failures]
-                    failures += 1
-                    self.warn(f"GET /files/ failed ({failure.reason}: {failure.detail}): trying again in {wait:g} s")
-                else:
-                    raise
-                self.sleep(wait)
+        return fetch_page(self.source, cursor, warn=self.warn, sleep=self.sleep)
+
+
+def fetch_page(
+    source: PageSource, cursor: str, *, warn: Callable[[str], None], sleep: Callable[[float], None]
+) -> FilesPage:
+    """One page of GET /files/: a 429 waits Retry-After (up to MAX_THROTTLE_WAITS times), a 5xx, timeout or
+    connection error is tried again after RETRY_DELAYS; what still fails is raised."""
+    throttled = 0
+    failures = 0
+    while True:
+        try:
+            return source.list_files_page(cursor)
+        except TransientFailure as failure:
+            if failure.reason is Reason.THROTTLED and throttled < MAX_THROTTLE_WAITS:
+                throttled += 1
+                wait = min(MAX_WAIT_SECONDS, failure.retry_after or RETRY_DELAYS[0])
+                warn(f"Uploadcare throttled the listing (429): waiting {wait:g} s, then asking again")
+            elif failure.reason not in (Reason.THROTTLED, Reason.AUTH) and failures < len(RETRY_DELAYS):
+                wait = RETRY_DELAYS[failures]
+                failures += 1
+                warn(f"GET /files/ failed ({failure.reason}: {failure.detail}): trying again in {wait:g} s")
+            else:
+                raise
+            sleep(wait)
 
 
 def check_resume(state: BackfillState, queue_url: str, given: Mapping[str, Any]) -> None:

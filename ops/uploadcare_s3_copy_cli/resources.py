@@ -64,6 +64,10 @@ SETTINGS = (
     Setting("pattern", "--pattern", "COPY_PATTERN", "the copy pattern", parameter="CopyPattern"),
     Setting("make_public", "--make-public", "MAKE_PUBLIC", "true/false: public-read copies", parameter="MakePublic"),
     Setting("webhook_url", "--webhook-url", "WEBHOOK_URL", "the stack's webhook URL", output="WebhookUrl"),
+    Setting("ledger_table", "--ledger-table", "COPY_LEDGER_TABLE", "the copy ledger", output="CopyLedgerTableName"),
+    Setting(
+        "skip_derived", "--skip-derived", "SKIP_DERIVED", "true/false: derived files skipped", parameter="SkipDerived"
+    ),
 )
 SETTINGS_BY_NAME = {setting.name: setting for setting in SETTINGS}
 
@@ -89,6 +93,8 @@ class Resources:
     pattern: str = DEFAULT_PATTERN
     make_public: bool = False
     webhook_url: str | None = None
+    ledger_table: str | None = None
+    skip_derived: bool = False
 
     def missing(self, *names: str) -> list[Setting]:
         return [SETTINGS_BY_NAME[name] for name in names if not getattr(self, name)]
@@ -110,7 +116,7 @@ def add_resource_options(parser: argparse.ArgumentParser) -> None:
         "--stack", metavar="NAME", help=f"a deployed stack: read its outputs and parameters [${STACK_ENV}]"
     )
     for setting in SETTINGS:
-        metavar = "BOOL" if setting.name == "make_public" else setting.name.split("_")[0].upper()
+        metavar = "BOOL" if setting.name in ("make_public", "skip_derived") else setting.name.split("_")[0].upper()
         group.add_argument(
             setting.flag,
             dest=setting.name,
@@ -168,12 +174,13 @@ def _typed(stack: str | None, raw: Mapping[str, str | None]) -> Resources:
         validate_pattern(pattern)
     except PatternError as error:
         problems.append(f"pattern {pattern!r}: {error}")
-    make_public = False
-    if raw["make_public"]:
-        try:
-            make_public = parse_bool(raw["make_public"])
-        except ValueError:
-            problems.append(f"make_public {raw['make_public']!r} is not true or false")
+    flags = {"make_public": False, "skip_derived": False}
+    for name in flags:
+        if raw[name]:
+            try:
+                flags[name] = parse_bool(str(raw[name]))
+            except ValueError:
+                problems.append(f"{name} {raw[name]!r} is not true or false")
     if problems:
         raise UsageError("; ".join(problems))
     return Resources(
@@ -187,6 +194,8 @@ def _typed(stack: str | None, raw: Mapping[str, str | None]) -> Resources:
         storage=raw["storage"],
         prefix=raw["prefix"] or "",
         pattern=pattern,
-        make_public=make_public,
+        make_public=flags["make_public"],
         webhook_url=raw["webhook_url"],
+        ledger_table=raw["ledger_table"],
+        skip_derived=flags["skip_derived"],
     )

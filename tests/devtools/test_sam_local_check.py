@@ -35,6 +35,7 @@ REPORT RequestId: 03210fdf	Init Duration: 0.03 ms	Duration: 1426.12 ms	Billed Du
             "CopierFunction",
             {"COPY_DLQ_URL", "COPY_QUEUE_URL", "IDEMPOTENCY_TABLE", "COPY_LEDGER_TABLE", "AWS_ENDPOINT_URL"},
         ),
+        ("ReconcilerFunction", {"COPY_QUEUE_URL", "COPY_LEDGER_TABLE", "AWS_ENDPOINT_URL"}),
     ],
 )
 def test_env_vars_cover_the_resources_and_the_conditional_endpoint(function: str, expected: set[str]) -> None:

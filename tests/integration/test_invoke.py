@@ -55,4 +55,5 @@ def test_an_unknown_function_is_named(moto_endpoint: str) -> None:
     )  # fmt: skip
 
     assert done.returncode == 2
-    assert "no function 'NoSuchFunction' in template.yaml (WebhookFunction, CopierFunction)" in done.stderr
+    functions = "WebhookFunction, CopierFunction, ReconcilerFunction"
+    assert f"no function 'NoSuchFunction' in template.yaml ({functions})" in done.stderr

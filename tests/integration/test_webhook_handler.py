@@ -111,6 +111,7 @@ def test_the_upload_sample_is_queued_as_one_copy_request(stack: Stack) -> None:
         "cdn_url": f"https://1s4oyld5dc.ucarecd.net/{SAMPLE_UUID}/",
         "event": "file.uploaded",
         "origin": "webhook",
+        "uploaded_at": "2025-10-05T15:38:08.075064Z",
     }
     assert received_at.endswith("Z")
     assert messages[0] == CopyRequest.from_message(messages[0]).to_message()
