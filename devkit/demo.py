@@ -4,19 +4,23 @@ A moto server stands in for AWS (S3, SQS, DynamoDB, Secrets Manager) and the loc
 stack's queues, table and the functions' environment come from template.yaml itself. Sample files are registered in
 the emulator; each one's signed `file.uploaded` webhook goes through the webhook handler exactly as API Gateway
 would pass it; the copier runs over the queue exactly as the SQS event source would (deleting what succeeded,
-redelivering what failed); then every file is checked in S3 and in the DLQ and a summary is printed. Exits 1 when
-anything did not end as expected. Servers are always stopped, on success, failure, Ctrl-C or SIGTERM.
+redelivering what failed). One file's webhook is never delivered: the reconciler's run finds it in Uploadcare's
+file list, misses it in the copy ledger and queues it, and the copier copies it. Then every file is checked in S3
+and in the DLQ, a summary is printed, and `uploadcare-s3-copy audit` gives its "N of M files verified" line. Exits 1
+when anything did not end as expected. Servers are always stopped, on success, failure, Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import signal
 import sys
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
@@ -49,11 +53,15 @@ class Sample:
     found_size: int | None = None
     seconds: float = 0.0
     calls: int = 0
+    lost: bool = False  # its webhook never arrives: the reconciler must find it
 
 
 @dataclass
 class Run:
     samples: list[Sample]
+    reconcile: dict[str, Any] = field(default_factory=dict)
+    audit_code: int = -1
+    audit_lines: list[str] = field(default_factory=list)
     extra_deliveries: list[tuple[str, int, str]] = field(default_factory=list)  # (what, status, expected)
     dead_letters: list[dict[str, Any]] = field(default_factory=list)
     leftover: int = 0
@@ -67,6 +75,7 @@ def samples() -> list[Sample]:
         Sample("throttled once (429)", "quarterly report.pdf", 250_000, "verified", (Fault.throttled(retry_after=1),)),
         Sample("server error once (502)", "voice-memo.m4a", 64_000, "verified", (Fault.server_error(502),)),
         Sample("over 5 GB", "raw-footage.mov", 6 * 1024**3, "too_large"),
+        Sample("webhook lost", "board-minutes.docx", 33_000, "verified", lost=True),
     ]
 
 
@@ -88,7 +97,8 @@ def run_flow(flow: LocalFlow) -> Run:
     for sample in run.samples:
         assert sample.file is not None
         sample.sent_at = time.monotonic()
-        sample.webhook_status = flow.deliver(flow.webhook_body(sample.file))
+        if not sample.lost:
+            sample.webhook_status = flow.deliver(flow.webhook_body(sample.file))
 
     first = run.samples[0].file
     assert first is not None
@@ -99,6 +109,8 @@ def run_flow(flow: LocalFlow) -> Run:
     stored = flow.deliver(flow.webhook_body(first, event="file.stored"))
     run.extra_deliveries.append(("a file.stored event", stored, "200 ignored"))
 
+    flow.run_copier()
+    run.reconcile = flow.reconcile()  # what the schedule does every hour
     flow.run_copier()
     finished = time.monotonic()
 
@@ -114,8 +126,21 @@ def run_flow(flow: LocalFlow) -> Run:
         sample.key = outcome.key
         sample.found_size = outcome.size
     run.leftover = flow.queue_depth()
+    run.audit_code, run.audit_lines = audit(flow)
     run.seconds = time.monotonic() - started
     return run
+
+
+def audit(flow: LocalFlow) -> tuple[int, list[str]]:
+    """`uploadcare-s3-copy audit --to now`, with the functions' environment as its settings (the CLI reads the
+    same variables); returns its exit code and output lines."""
+    from uploadcare_s3_copy_cli.app import main as cli  # noqa: PLC0415 - the CLI is the demo's last step only
+
+    out = io.StringIO()
+    environ = {**os.environ, **flow.stack.copier_env(), **flow.stack.reconciler_env()}
+    now = datetime.now(UTC).isoformat()
+    code = cli(["audit", "--to", now], environ=environ, out=out, err=out)
+    return code, out.getvalue().rstrip().splitlines()
 
 
 def _size(size: int) -> str:
@@ -124,6 +149,25 @@ def _size(size: int) -> str:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024  # type: ignore[assignment]
     return str(size)
+
+
+def _report_healing(run: Run, out: TextIO) -> list[str]:
+    """The reconcile run and the audit: the lost webhook's file found and queued, the audit's closing line."""
+    problems: list[str] = []
+    summary = run.reconcile
+    lost = sum(s.lost for s in run.samples)
+    print("\nReconcile run (what the schedule does every hour):", file=out)
+    print(
+        f"  checked {summary.get('checked')}, verified {summary.get('verified')}, queued {summary.get('queued')} "
+        f"(the lost webhook's file), dead-lettered {summary.get('dead_lettered')}, complete {summary.get('complete')}",
+        file=out,
+    )
+    if summary.get("queued") != lost or summary.get("complete") is not True:
+        problems.append(f"the reconcile run queued {summary.get('queued')}, expected the {lost} lost file(s)")
+    print("\n$ uploadcare-s3-copy audit --to <now>", file=out)
+    for line in run.audit_lines:
+        print(f"  {line}", file=out)
+    return problems
 
 
 def report(run: Run, stack: LocalStack, out: TextIO) -> list[str]:
@@ -135,13 +179,13 @@ def report(run: Run, stack: LocalStack, out: TextIO) -> list[str]:
         name = s.filename if len(s.filename) <= 33 else s.filename[:30] + "..."
         mark = "✓" if s.outcome == s.expect else "✗"
         print(
-            f"{name:<34} {_size(s.size):>9}  {s.webhook_status:>7}  {s.calls:>8}  {mark} {s.outcome:<16} "
+            f"{name:<34} {_size(s.size):>9}  {s.webhook_status or 'lost':>7}  {s.calls:>8}  {mark} {s.outcome:<16} "
             f"{s.seconds:5.2f}  {s.key or '-'}",
             file=out,
         )
         if s.outcome != s.expect:
             problems.append(f"{s.label}: expected {s.expect}, got {s.outcome}")
-        if s.webhook_status != 202:
+        if s.webhook_status != (0 if s.lost else 202):
             problems.append(f"{s.label}: webhook answered {s.webhook_status}, expected 202")
     print("\nOther deliveries:", file=out)
     expected_status = {"the same webhook delivered again": 202, "a forged signature": 401, "a file.stored event": 200}
@@ -159,8 +203,14 @@ def report(run: Run, stack: LocalStack, out: TextIO) -> list[str]:
             f"detail={attributes['detail']['StringValue']}",
             file=out,
         )
+    problems.extend(_report_healing(run, out))
     verified = sum(s.outcome == "verified" for s in run.samples)
     dead = len(run.dead_letters)
+    expected_line = f"{verified} of {len(run.samples)} files verified"
+    if not run.audit_lines or run.audit_lines[-1] != expected_line:
+        problems.append(f"audit did not end with {expected_line!r}")
+    if run.audit_code != (1 if dead else 0):
+        problems.append(f"audit exited {run.audit_code}")
     duplicate_calls = run.samples[0].calls
     if duplicate_calls != 1:
         problems.append(f"the redelivered webhook made {duplicate_calls} Uploadcare calls for one file, expected 1")
@@ -191,7 +241,11 @@ def main(argv: list[str] | None = None) -> int:
         open(args.log, "w", encoding="utf-8") as log,
     ):
         os.environ.update(aws_env(endpoint))
-        with LocalFlow.start(endpoint, name="demo", storage=STORAGE, prefix=PREFIX, log=log) as flow:
+        # Grace 0: the reconciler looks at files of any age, so the demo's just-uploaded ones are checked too.
+        parameters = {"ReconcileGraceSeconds": "0"}
+        with LocalFlow.start(
+            endpoint, name="demo", storage=STORAGE, prefix=PREFIX, log=log, parameters=parameters
+        ) as flow:
             print(f"  AWS: {endpoint}   Uploadcare: {flow.emulator.url}   (stack built from template.yaml)", file=out)
             run = run_flow(flow)
             problems = report(run, flow.stack, out)
@@ -199,7 +253,10 @@ def main(argv: list[str] | None = None) -> int:
     if problems:
         print("\nDEMO FAILED:\n  " + "\n  ".join(problems), file=out)
         return 1
-    print("Demo OK: every file ended verified in S3 or in the DLQ with its reason.", file=out)
+    print(
+        "Demo OK: every file ended verified in S3 or in the DLQ with its reason, the lost webhook's file included.",
+        file=out,
+    )
     return 0
 
 

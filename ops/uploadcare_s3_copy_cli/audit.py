@@ -306,8 +306,8 @@ def write_report(path: Path, rows: Sequence[Row]) -> None:
 
 
 def summary_table(result: AuditResult) -> Table:
-    window = f"{iso_z(result.lower) if result.lower else 'the first upload'} to {iso_z(result.upper)}"
-    table = Table(title=f"Audit of the files uploaded from {window}", title_justify="left")
+    window = f"{iso_z(result.lower) if result.lower else 'the first'} to {iso_z(result.upper)}"
+    table = Table(title=f"Uploads from {window}", title_justify="left")
     table.add_column("spec")
     for name in ("files", "verified", "missing", "mismatched", "dead-lettered"):
         table.add_column(name, justify="right")

@@ -31,7 +31,9 @@ def test_demo_ends_every_file_verified_or_dead_lettered_and_stops_its_servers() 
 
     # Then it says every file ended somewhere, and exits 0
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "5 files, 4 verified in S3, 1 in the DLQ with a reason, 0 left on the queue" in done.stdout
+    assert "6 files, 5 verified in S3, 1 in the DLQ with a reason, 0 left on the queue" in done.stdout
+    assert "queued 1 (the lost webhook's file)" in done.stdout
+    assert "  5 of 6 files verified\n" in done.stdout
     assert "reason=too_large" in done.stdout
     assert "Demo OK" in done.stdout
     # And the moto server it started is gone
