@@ -48,7 +48,8 @@ demo: venv ## the whole flow on loopback (moto server + local Uploadcare emulato
 	$(PY) -m devkit.demo
 
 # The fault soak at full size (`make test` runs a reduced one): prints a summary table; SOAK_ARGS="--seed N" replays,
-# SOAK_ARGS="--aws-faults" also fails AWS calls under both functions, every wait real (about 7.5 minutes).
+# SOAK_ARGS="--aws-faults" also fails AWS calls under both functions, every wait real (about 7.5 minutes);
+# SOAK_ARGS="--lost-webhooks" never delivers 10 % of the webhooks: a reconcile run must find them, then audit.
 soak: venv ## fault soak at full size: 1,000 files through both functions with faults (about 3 minutes)
 	$(PY) -m devkit.soak --files 1000 $(SOAK_ARGS)
 

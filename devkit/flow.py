@@ -41,8 +41,9 @@ class Outcome:
 class LocalFlow:
     """Both functions wired to local servers. Use `with LocalFlow.start(endpoint, ...) as flow:`."""
 
-    def __init__(self, stack: LocalStack, emulator: UploadcareEmulator, log: TextIO | None) -> None:
+    def __init__(self, stack: LocalStack, emulator: UploadcareEmulator, log: TextIO | None, endpoint: str = "") -> None:
         self.stack = stack
+        self.endpoint = endpoint  # the moto server's, as given to `start` (a fault proxy may stand in front of it)
         self.emulator = emulator
         self._log = log
         self.sqs: Any = boto3.client("sqs")
@@ -79,7 +80,7 @@ class LocalFlow:
                 os.environ.update({**stack.webhook_env(), **stack.copier_env(), **stack.reconciler_env()})
                 # The shared Metrics object read its namespace when first imported, maybe before this environment.
                 metrics.namespace = os.environ["POWERTOOLS_METRICS_NAMESPACE"]
-                flow = cls(stack, emulator, log)
+                flow = cls(stack, emulator, log, endpoint)
                 flow.reset_functions()
                 yield flow
             finally:

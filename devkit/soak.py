@@ -18,6 +18,9 @@ What it does, on a moto server and the Uploadcare emulator (devkit/flow.py wires
   the webhook signing secret (in Secrets Manager first, then in what "Uploadcare" signs with) two thirds of the
   way, as docs/deploy.md says to;
 * models Uploadcare's own webhook retries: a delivery answered with anything but 2xx is sent again later;
+* with `--lost-webhooks`, never delivers the webhooks of ~10 % of the good files; once the queue has settled, one
+  scheduled reconciler run must find them in Uploadcare's file list and queue them, and `uploadcare-s3-copy audit`
+  gives the figure ("N of M files verified");
 * with `--aws-faults`, also fails AWS under both functions (devkit/aws_faults.py, a proxy in front of moto that the
   handlers' boto3 clients use as their endpoint): for ~10 % of the files one chosen call of theirs is throttled,
   answered 5xx or slowed past the read timeout (the idempotency claim, its save after a verified copy, its delete
@@ -47,6 +50,7 @@ import uuid as uuidlib
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -70,6 +74,7 @@ from uploadcare_s3_copy.webhook.adapters import SQS_CLIENT_CONFIG as WEBHOOK_SQS
 
 DEFAULT_SEED = 20261125
 FULL_SIZE = 1000
+LOST_RATE = 0.10  # --lost-webhooks: good files whose webhook never comes
 TOO_LARGE_BYTES = 5 * 1024**3 + 1
 # The copier's Lambda timeout in the soak. The copier bounds a remote copy by the invocation's deadline minus a safety
 # margin and the room kept for the calls after it (copier/rules.py), so this timeout leaves a remote copy about 3.5 s:
@@ -130,6 +135,7 @@ class SoakConfig:
     aws_faults: bool = False  # fail AWS calls too (needs the fault proxy: `run_soak(..., proxy=...)`)
     aws_fault_rate: float = 0.10  # good files with one AWS fault
     bad_aws_fault_rate: float = 0.5  # bad files (wrong size, over 5 GB) with one: there are few of them
+    lost_rate: float = 0.0  # good files whose webhook is never delivered (the reconciler must find them)
 
 
 @dataclass
@@ -142,6 +148,7 @@ class SoakFile:
     copies: int = 0  # the emulator's successful (201) remote copies of it
     calls: int = 0  # remote_copy requests naming it
     aws_fault: str = ""  # a key of AWS_FAULT_LABELS, or ""
+    lost: bool = False  # its webhook is never delivered
     aws_rule: Rule | None = None  # the proxy's rule for it (its `hits`: how many calls met it)
 
     @property
@@ -163,6 +170,8 @@ class SoakResult:
     secrets_faulted: int = 0  # Secrets Manager calls failed by the proxy (--aws-faults)
     aws_calls: Counter[str] = field(default_factory=Counter)  # every AWS call the proxy saw, by operation
     verified_parked: list[str] = field(default_factory=list)  # UUIDs in the DLQ whose copy is in S3, right size
+    reconcile: dict[str, Any] = field(default_factory=dict)  # the reconciler run's summary (--lost-webhooks)
+    audit: dict[str, Any] = field(default_factory=dict)  # `audit --json` after it
     seconds: float = 0.0
     problems: list[str] = field(default_factory=list)
 
@@ -290,7 +299,8 @@ def run_soak(flow: LocalFlow, config: SoakConfig, proxy: AwsFaultProxy | None = 
     # With AWS faults the copier's give-backs keep their visibility (an in-progress window must really pass);
     # without, they come back at once, which keeps the plain soak quick.
     give_back: int | None = None if config.aws_faults else 0
-    order = [f.file.uuid for f in files]
+    _lose_webhooks(files, rng, config.lost_rate)
+    order = [f.file.uuid for f in files if not f.lost]
     order += rng.sample(order, round(config.files * config.duplicate_rate))
     rng.shuffle(order)
 
@@ -313,8 +323,10 @@ def run_soak(flow: LocalFlow, config: SoakConfig, proxy: AwsFaultProxy | None = 
             result.uploadcare_retries += 1
             deliver(str(body["data"]["uuid"]))
 
+    # The REST key rotates a third of the way, but never before the copier has run once with the old key.
+    rotate_at = max(len(order) // 3, config.chunk)
     for n, uuid in enumerate(order):
-        if config.rotate and n == len(order) // 3:
+        if config.rotate and n == rotate_at:
             if proxy is not None and config.aws_faults:  # the copier's re-read after its 401s fails at first
                 proxy.add("secretsmanager:GetSecretValue", aws_faults.Fault.unavailable(), times=AWS_ATTEMPTS)
             _rotate_secret_key(flow, config.seed)
@@ -325,6 +337,8 @@ def run_soak(flow: LocalFlow, config: SoakConfig, proxy: AwsFaultProxy | None = 
             run_copier()
     if not _settle(flow, run_copier, sender, waits=give_back is None):
         result.problems.append(f"the copy queue did not settle within {SETTLE_SECONDS:.0f} s")
+    if config.lost_rate:
+        _heal(flow, result, lambda: _settle(flow, run_copier, sender, waits=give_back is None))
 
     _collect(flow, result)
     if proxy is not None:
@@ -333,6 +347,37 @@ def run_soak(flow: LocalFlow, config: SoakConfig, proxy: AwsFaultProxy | None = 
     result.seconds = time.monotonic() - started
     result.problems += check(result)
     return result
+
+
+def _heal(flow: LocalFlow, result: SoakResult, settle: Callable[[], bool]) -> None:
+    """One scheduled reconcile run (it must find the files no webhook announced), the copier over what it queued,
+    then the audit."""
+    result.reconcile = flow.reconcile()
+    if not settle():
+        result.problems.append(f"the copy queue did not settle within {SETTLE_SECONDS:.0f} s of the reconcile")
+    result.audit = _audit(flow)
+
+
+def _lose_webhooks(files: list[SoakFile], rng: random.Random, rate: float) -> None:
+    good = [f for f in files if f.expect == "verified"]
+    for lost in rng.sample(good, round(len(good) * rate)):
+        lost.lost = True
+
+
+def _audit(flow: LocalFlow) -> dict[str, Any]:
+    """`uploadcare-s3-copy audit --json --to <now>` against the flow's stack (moto directly, not the fault proxy)."""
+    from uploadcare_s3_copy_cli.app import main as cli  # noqa: PLC0415 - only the lost-webhook mode needs the CLI
+
+    out = io.StringIO()
+    environ = {**os.environ, **flow.stack.copier_env(), **flow.stack.reconciler_env()}
+    if flow.endpoint:
+        environ["AWS_ENDPOINT_URL"] = flow.endpoint
+    cli(["audit", "--json", "--to", datetime.now(UTC).isoformat()], environ=environ, out=out, err=io.StringIO())
+    try:
+        answer: dict[str, Any] = json.loads(out.getvalue())
+    except ValueError:
+        return {"error": out.getvalue()[:300]}
+    return answer
 
 
 def _settle(flow: LocalFlow, run_copier: Callable[[], None], sender: _Uploadcare, *, waits: bool) -> bool:
@@ -427,6 +472,26 @@ def check(result: SoakResult) -> list[str]:
         problems.append(f"{sum(refused.values())} correctly signed deliveries were refused ({refused})")
     if result.verified + result.dead_lettered != len(result.files):
         problems.append(f"{result.verified} verified + {result.dead_lettered} dead-lettered != {len(result.files)}")
+    if result.config.lost_rate:
+        problems += _check_healing(result)
+    return problems
+
+
+def _check_healing(result: SoakResult) -> list[str]:
+    """The reconcile run queued exactly the lost files, and the audit agrees with what S3 and the DLQ say."""
+    problems: list[str] = []
+    lost = sum(f.lost for f in result.files)
+    if result.reconcile.get("queued") != lost or result.reconcile.get("complete") is not True:
+        problems.append(f"the reconcile run queued {result.reconcile.get('queued')} of the {lost} lost files")
+    audit = result.audit
+    if (audit.get("files"), audit.get("verified")) != (len(result.files), result.verified):
+        problems.append(f"audit says {audit.get('verified')} of {audit.get('files')}, S3 says {result.verified}")
+    if audit.get("missing") or audit.get("mismatched"):
+        problems.append(f"audit found missing or mismatched pairs: {audit.get('missing')} {audit.get('mismatched')}")
+    if len(audit.get("dead_lettered") or []) != result.dead_lettered:
+        problems.append(
+            f"audit lists {len(audit.get('dead_lettered') or [])} dead-lettered, the DLQ {result.dead_lettered}"
+        )
     return problems
 
 
@@ -436,8 +501,10 @@ def _check_files(result: SoakResult) -> list[str]:
         uuid = soaked.file.uuid
         if soaked.end != soaked.expect:
             problems.append(f"{uuid}: expected {soaked.expect}, ended {soaked.end}")
-        if soaked.deliveries == 0:
+        if soaked.deliveries == 0 and not soaked.lost:
             problems.append(f"{uuid}: no delivery of its webhook was ever accepted")
+        if soaked.lost and soaked.deliveries:
+            problems.append(f"{uuid}: its webhook was to be lost, yet {soaked.deliveries} deliveries were accepted")
         expected_copies = 0 if soaked.expect == "too_large" else 1
         if soaked.copies != expected_copies:
             problems.append(f"{uuid}: {soaked.copies} successful remote copies, expected {expected_copies}")
@@ -466,6 +533,18 @@ def report(result: SoakResult, out: TextIO) -> None:
         ("secrets rotated mid-run (REST secret key, then signing secret)", "yes" if config.rotate else "no"),
         ("files with scripted faults", str(sum(bool(f.faults) for f in result.files))),
     ]
+    if config.lost_rate:
+        summary = result.reconcile
+        rows += [
+            ("webhooks never delivered (lost)", str(sum(f.lost for f in result.files))),
+            (
+                "  reconcile run: checked / verified / queued / dead-lettered",
+                f"{summary.get('checked')} / {summary.get('verified')} / {summary.get('queued')} / "
+                f"{summary.get('dead_lettered')}",
+            ),
+            ("  lost files verified after it", str(sum(f.lost and f.end == "verified" for f in result.files))),
+            ("audit", f"{result.audit.get('verified')} of {result.audit.get('files')} files verified"),
+        ]
     rows += [
         (f"  {FAULT_LABELS[kind]}", f"{n} scripted, {n - result.faults_left[kind]} hit")
         for kind, n in sorted(result.faults_injected().items())
@@ -530,7 +609,10 @@ def _expecting(result: SoakResult, end: str) -> int:
 @contextlib.contextmanager
 def soak_flow(endpoint: str, log: TextIO | None = None) -> Iterator[LocalFlow]:
     """A LocalFlow of its own (unique names, so several can share one moto server)."""
-    with LocalFlow.start(endpoint, name=f"soak-{uuidlib.uuid4().hex[:8]}", log=log or io.StringIO()) as flow:
+    # Grace 0: the soak's files are minutes old, and the reconciler must look at them (--lost-webhooks).
+    parameters = {"ReconcileGraceSeconds": "0"}
+    name = f"soak-{uuidlib.uuid4().hex[:8]}"
+    with LocalFlow.start(endpoint, name=name, log=log or io.StringIO(), parameters=parameters) as flow:
         yield flow
 
 
@@ -559,6 +641,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also fail AWS calls of both functions (through a fault proxy in front of moto); waits are real",
     )
+    parser.add_argument(
+        "--lost-webhooks",
+        action="store_true",
+        help="never deliver ~10 %% of the good files' webhooks; a reconcile run must find them, then audit",
+    )
     parser.add_argument("--log", type=Path, default=ROOT / ".soak" / "handlers.log", help="the handlers' JSON logs")
     args = parser.parse_args(argv)
     if args.files < 10:
@@ -568,6 +655,7 @@ def main(argv: list[str] | None = None) -> int:
         seed=DEFAULT_SEED if args.seed is None else args.seed,
         rotate=not args.no_rotate,
         aws_faults=args.aws_faults,
+        lost_rate=LOST_RATE if args.lost_webhooks else 0.0,
     )
     args.log.parent.mkdir(parents=True, exist_ok=True)
     extra = " + AWS fault proxy" if config.aws_faults else ""

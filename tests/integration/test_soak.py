@@ -1,6 +1,7 @@
 """The fault soak at reduced size (`make soak` runs it with 1,000 files): both handlers, the emulator and moto,
-~20 % transient faults, ~5 % duplicate deliveries out of order, wrong-size copies, files over 5 GB, and both
-secrets rotated mid-run; then again with AWS calls failed under both functions (`make soak SOAK_ARGS="--aws-faults"`
+~20 % transient faults, ~5 % duplicate deliveries out of order, wrong-size copies, files over 5 GB, both secrets
+rotated mid-run, and 10 % of the webhooks never delivered (a reconcile run must find those files); then again with
+AWS calls failed under both functions (`make soak SOAK_ARGS="--aws-faults"`
 at full size). Every file must end verified once or in the DLQ with its reason, and the counts add up."""
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from collections import Counter
 
 from devkit.soak import AWS_FAULT_LABELS, SoakConfig, fault_proxy, report, run_soak, soak_flow
 
-REDUCED = SoakConfig(files=150, seed=20261125, too_large=2)
+REDUCED = SoakConfig(files=150, seed=20261125, too_large=2, lost_rate=0.1)
 
 
 def test_the_reduced_soak_keeps_every_promise(aws: str) -> None:
@@ -28,13 +29,20 @@ def test_the_reduced_soak_keeps_every_promise(aws: str) -> None:
     faults = result.faults_injected()
     assert set(faults) == {"throttled", "server_error", "not_ready", "slow"}
     assert sum(bool(f.faults) for f in result.files) >= 20  # ~20 % of 150
-    assert sum(f.deliveries for f in result.files) - len(result.files) >= 5  # duplicates were accepted
+    delivered = [f for f in result.files if not f.lost]
+    assert sum(f.deliveries for f in delivered) - len(delivered) >= 5  # duplicates were accepted
     assert Counter(f.expect for f in result.files) == Counter(verified=146, verification_failed=2, too_large=2)
     assert result.verified == 146
     assert result.dead_lettered == 4
     assert result.leftover == 0
     assert result.poll.given_back > 0  # transient faults really were retried through the queue
     assert result.uploadcare_answers[401] >= 1  # the copier met the rotated REST key, and recovered
+    # And the 15 webhooks never delivered were found by one reconcile run: every good file verified, audit agrees
+    lost = [f for f in result.files if f.lost]
+    assert len(lost) == 15
+    assert all(f.end == "verified" and f.copies == 1 for f in lost)
+    assert result.reconcile["queued"] == 15
+    assert (result.audit["verified"], result.audit["files"]) == (146, 150)
 
 
 AWS_FAULTED = SoakConfig(
