@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import webhook_cold_warm
+from bench import reconcile_cost, webhook_cold_warm
 from bench.harness import (
     Function,
     child_cpu_seconds,
@@ -589,6 +589,9 @@ def report(results: Mapping[str, Any]) -> str:
         )
     )
 
+    if "reconcile" in results:
+        out.extend(reconcile_cost.report_lines(results["reconcile"]))
+
     out.append("\n### Targets\n")
     out.append(
         markdown_table(
@@ -660,6 +663,7 @@ def main(argv: list[str] | None = None) -> int:
             results["webhook_warm"] = webhook_warm(fns, args.warm_runs, args.warm)
             results["calls"] = calls_per_file(flow, fns)
             results["throughput"] = throughput(flow, fns, args.copy_delay, args.files, SETUPS)
+            results["reconcile"] = reconcile_cost.measure(flow)
     results["memory"] = memory_of(results["cold_start"], results["throughput"])
     results["load_after"] = list(os.getloadavg())
     results["seconds"] = time.monotonic() - started
