@@ -528,11 +528,17 @@ def report(result: SoakResult, out: TextIO) -> None:
         ("  over 5 GB (must end too_large)", str(_expecting(result, "too_large"))),
         ("webhook deliveries (duplicates and Uploadcare retries included)", str(sum(result.statuses.values()))),
         ("  answered", ", ".join(f"{status}: {n}" for status, n in sorted(result.statuses.items()))),
-        ("  duplicates", str(sum(f.deliveries for f in result.files) - len(result.files))),
+        ("  duplicates", str(sum(f.deliveries for f in result.files) - sum(not f.lost for f in result.files))),
         ("  Uploadcare retries of non-2xx answers", str(result.uploadcare_retries)),
         ("secrets rotated mid-run (REST secret key, then signing secret)", "yes" if config.rotate else "no"),
         ("files with scripted faults", str(sum(bool(f.faults) for f in result.files))),
     ]
+    rows += [
+        (f"  {FAULT_LABELS[kind]}", f"{n} scripted, {n - result.faults_left[kind]} hit")
+        for kind, n in sorted(result.faults_injected().items())
+    ]
+    if config.aws_faults:
+        rows += _aws_fault_rows(result)
     if config.lost_rate:
         summary = result.reconcile
         rows += [
@@ -545,12 +551,6 @@ def report(result: SoakResult, out: TextIO) -> None:
             ("  lost files verified after it", str(sum(f.lost and f.end == "verified" for f in result.files))),
             ("audit", f"{result.audit.get('verified')} of {result.audit.get('files')} files verified"),
         ]
-    rows += [
-        (f"  {FAULT_LABELS[kind]}", f"{n} scripted, {n - result.faults_left[kind]} hit")
-        for kind, n in sorted(result.faults_injected().items())
-    ]
-    if config.aws_faults:
-        rows += _aws_fault_rows(result)
     rows += [
         ("remote_copy answers", ", ".join(f"{s}: {n}" for s, n in sorted(result.uploadcare_answers.items()))),
         ("copier invocations (batches)", str(result.poll.batches)),

@@ -150,14 +150,16 @@ needs: --secret-id and --queue-url (or --stack); --dry-run needs only --secret-i
         "copy chosen files now: queue them for the copier, or copy and verify them right here with --direct",
         """Each UUID's file info comes from GET /files/<uuid>/. Without --direct, one copy request per file
 (origin manual) goes on the copy queue. With --direct, this machine calls POST /files/remote_copy/ and proves
-the copy with head_object exactly as the copier does, printing the key, the size and the outcome; it does not use
-the queue or the idempotency table.
+the copy with head_object exactly as the copier does, printing the key, the size and the outcome, and writes the
+proof to the copy ledger (with --ledger-table or --stack); a file the ledger already proves is skipped unless
+--force. It does not use the queue or the idempotency table.
 
 needs: --secret-id and --queue-url; with --direct --secret-id, --bucket and --storage (--prefix, --pattern and
 --make-public as deployed) — or --stack""",
     )
     copy.add_argument("uuids", nargs="+", type=_uuid, metavar="UUID", help="file UUIDs")
     copy.add_argument("--direct", action="store_true", help="copy and verify here instead of queueing")
+    copy.add_argument("--force", action="store_true", help="with --direct: copy even a file the ledger already proves")
     copy.add_argument(
         "--timeout",
         type=_seconds,

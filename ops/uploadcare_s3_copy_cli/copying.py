@@ -1,5 +1,7 @@
 """`copy`: copy chosen files now. Queued for the copier (`origin: "manual"`), or with `--direct` copied and proved
-right here by the copier's own `CopyService.copy_and_verify` (remote_copy, then head_object)."""
+right here by the copier's own `CopyService.copy_and_verify` (remote_copy, then head_object), the proof then written
+to the copy ledger as the copier writes it. A file the ledger already proves is not copied again (the copier would
+not either) unless `--direct --force` asks for it."""
 
 from __future__ import annotations
 
@@ -11,12 +13,13 @@ from uploadcare_s3_copy.copier.outcomes import Verified
 from uploadcare_s3_copy.copier.rules import Deadline
 from uploadcare_s3_copy.copier.service import CopyService
 from uploadcare_s3_copy.copier.settings import CopierSettings
-from uploadcare_s3_copy.copy_request import CopyRequest
+from uploadcare_s3_copy.copy_request import CopyRequest, now_iso
+from uploadcare_s3_copy.ledger import DEFAULT_SPEC, Ledger, LedgerItem, LedgerStatus, LedgerUnavailableError
 from uploadcare_s3_copy.observability import logger
 from uploadcare_s3_copy.reasons import CopyFailure
 from uploadcare_s3_copy.secrets import KeyStore, UploadcareKeys
 from uploadcare_s3_copy.uploadcare import Credentials, UploadcareClient
-from uploadcare_s3_copy_cli.base import EXIT_OK, EXIT_PROBLEMS, MARK_FAIL, MARK_OK
+from uploadcare_s3_copy_cli.base import EXIT_OK, EXIT_PROBLEMS, MARK_FAIL, MARK_OK, MARK_SKIPPED, UsageError
 from uploadcare_s3_copy_cli.context import API_KEY_FIELDS, Context
 
 MANUAL_EVENT = "file.uploaded"
@@ -68,6 +71,11 @@ def describe(verified: Verified) -> str:
 
 def command(ctx: Context, args: argparse.Namespace) -> int:
     resources = ctx.resources
+    if args.force and not args.direct:
+        raise UsageError(
+            "--force needs --direct: a queued request for a file the ledger proves is settled by the copier without "
+            "a copy (and a recent one by its idempotency record); --direct --force copies it again here"
+        )
     if args.direct:
         resources.require("copy --direct", "secret_id", "bucket", "storage")
     else:
@@ -89,7 +97,7 @@ def command(ctx: Context, args: argparse.Namespace) -> int:
         requests.append(CopyRequest.from_file_info(info, event=MANUAL_EVENT, origin="manual"))
 
     if args.direct:
-        failed += _copy_directly(ctx, requests, args.timeout)
+        failed += _copy_directly(ctx, requests, args.timeout, force=args.force)
     elif requests:
         ctx.copy_queue().send_all([request.to_message() for request in requests])
         for request in requests:
@@ -97,18 +105,65 @@ def command(ctx: Context, args: argparse.Namespace) -> int:
     return EXIT_PROBLEMS if failed else EXIT_OK
 
 
-def _copy_directly(ctx: Context, requests: list[CopyRequest], timeout: float) -> int:
+def _copy_directly(ctx: Context, requests: list[CopyRequest], timeout: float, *, force: bool) -> int:
     settings = copier_settings(ctx)
     service = copy_service(ctx, settings)
     keys = ctx.keys()
+    ledger = Ledger(ctx.aws("dynamodb"), ctx.resources.ledger_table) if ctx.resources.ledger_table else None
+    if ledger is None:
+        ctx.note("No --ledger-table (or --stack): the copies are proved here but not recorded in the copy ledger.")
     failed = 0
     with logs_to(ctx):
         for request in requests:
+            proven = _proof(ledger, request.uuid) if not force else None
+            if proven is not None:
+                where = f"s3://{proven.bucket}/{proven.key} ({proven.verified_at})"
+                ctx.say(f"{MARK_SKIPPED} {request.uuid}  already verified at {where}; --force copies again")
+                continue
             try:
                 verified = service.copy_and_verify(request, keys, Deadline(timeout))
             except CopyFailure as failure:
                 ctx.say(f"{MARK_FAIL} {request.uuid}  {failure.reason}: {failure.detail}")
                 failed += 1
                 continue
-            ctx.say(f"{MARK_OK} {request.uuid}  {describe(verified)}")
+            recorded = _record(ctx, ledger, request, verified)
+            ctx.say(f"{MARK_OK} {request.uuid}  {describe(verified)}{recorded}")
+            failed += recorded.endswith("NOT recorded")
     return failed
+
+
+def _proof(ledger: Ledger | None, uuid: str) -> LedgerItem | None:
+    if ledger is None:
+        return None
+    try:
+        item = ledger.get(uuid, DEFAULT_SPEC)
+    except LedgerUnavailableError:
+        return None  # then the copy is made; its write will say whether the ledger works
+    return item if item is not None and item.verified else None
+
+
+def _record(ctx: Context, ledger: Ledger | None, request: CopyRequest, verified: Verified) -> str:
+    """The proof into the ledger, as the copier writes it; what to add to the line."""
+    if ledger is None:
+        return ""
+    now = now_iso()
+    item = LedgerItem(
+        uuid=request.uuid,
+        spec=DEFAULT_SPEC,
+        status=LedgerStatus.VERIFIED,
+        updated_at=now,
+        bucket=verified.bucket,
+        key=verified.key,
+        size=verified.size,
+        etag=verified.etag,
+        checksum=verified.checksum,
+        verified_at=now,
+        origin=request.origin,
+        uploaded_at=request.uploaded_at,
+    )
+    try:
+        ledger.put(item)
+    except LedgerUnavailableError as error:
+        ctx.note(f"{request.uuid}: the ledger write failed ({error})")
+        return ", proof NOT recorded"
+    return ", in the ledger"

@@ -167,3 +167,30 @@ def test_reconcile_from_the_cli_queues_the_gaps_once(ops: Ops) -> None:
     assert second.code == 0, second.text
     assert "3 of 3 files verified; 0 queued" in second.out
     assert sum(ops.emulator.copies(file.uuid) for file in files) == 3
+
+
+def test_copy_direct_writes_the_proof_skips_a_proven_file_and_force_copies_again(ops: Ops) -> None:
+    # Given a file copied directly from the command line
+    [file] = uploads(ops, 1)
+    first = ops.run("copy", "--direct", file.uuid)
+
+    # When it is copied directly again, then with --force, and --force is asked without --direct
+    again = ops.run("copy", "--direct", file.uuid)
+    forced = ops.run("copy", "--direct", "--force", file.uuid)
+    queued_force = ops.run("copy", "--force", file.uuid)
+
+    # Then the first wrote the proof, the second made no Uploadcare call, --force called again (already there)
+    assert first.code == 0, first.text
+    assert "in the ledger" in first.out
+    item = ops.copier.ledger_item(file)
+    assert item is not None
+    assert (item.verified, item.origin, item.key) == (True, "manual", ops.copier.key_of(file))
+    assert again.code == 0
+    assert "already verified at" in again.out
+    assert forced.code == 0
+    assert "already_exists, verified, in the ledger" in forced.out
+    assert ops.emulator.copy_calls(file.uuid) == 2
+    assert queued_force.code == 2
+    assert "--force needs --direct" in queued_force.err
+    code, result = audit_json(ops)
+    assert (code, result["verified"]) == (0, 1)
