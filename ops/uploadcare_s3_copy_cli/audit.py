@@ -181,12 +181,7 @@ class Audit:
 
     def _rows(self, files: list[Mapping[str, Any]]) -> Iterator[Row]:
         keys = [(str(info["uuid"]), spec) for info in files for spec in self.specs]
-        view = self.ledger.get_many(keys)
-        for key in keys:
-            if key not in view.looked_up:
-                item = self.ledger.get(*key)
-                if item is not None:
-                    view.items[key] = item
+        view = self.ledger.get_all(keys)
         for info in files:
             uuid = str(info["uuid"])
             uploaded = str(info.get("datetime_uploaded") or "")

@@ -66,6 +66,10 @@ class UnprocessingDynamoDB:
             "UnprocessedKeys": {self.table: {"Keys": unprocessed}} if unprocessed else {},
         }
 
+    def get_item(self, TableName: str, Key: dict[str, Any]) -> dict[str, Any]:
+        self.calls.append([f"get {Key['uuid']['S']}"])
+        return {}  # not there
+
 
 def test_unprocessed_keys_are_asked_for_once_more_and_what_is_left_stays_unknown() -> None:
     uuids = [f"{UUID[:-1]}{n}" for n in range(3)]
@@ -86,3 +90,14 @@ def test_more_than_a_hundred_keys_go_in_calls_of_a_hundred() -> None:
 
     assert [len(call) for call in dynamodb.calls] == [100, 100, 30]
     assert len(view.looked_up) == 230
+
+
+def test_get_all_looks_up_one_by_one_what_stays_unprocessed() -> None:
+    uuids = [f"{UUID[:-1]}{n}" for n in range(3)]
+    dynamodb = UnprocessingDynamoDB("ledger", rounds=[{uuids[2]}, {uuids[2]}])
+
+    view = Ledger(dynamodb, "ledger").get_all([(uuid, "original") for uuid in uuids])
+
+    assert dynamodb.calls == [uuids, uuids[2:], [f"get {uuids[2]}"]]
+    assert view.looked_up == {(uuid, "original") for uuid in uuids}
+    assert set(view.items) == {(uuids[0], "original"), (uuids[1], "original")}

@@ -148,6 +148,18 @@ class Ledger:
                     break
         return view
 
+    def get_all(self, keys: Iterable[tuple[str, str]]) -> LedgerView:
+        """`get_many`, then GetItem for each key DynamoDB left unprocessed twice: every key is looked up."""
+        wanted = list(dict.fromkeys(keys))
+        view = self.get_many(wanted)
+        for key in wanted:
+            if key not in view.looked_up:
+                item = self.get(*key)
+                if item is not None:
+                    view.items[key] = item
+                view.looked_up.add(key)
+        return view
+
     def put(self, item: LedgerItem) -> None:
         """Writes `item` whole. A `dead_lettered` item never replaces a `verified` one (a late permanent failure of
         a duplicate must not hide a proven copy): that write is skipped."""

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 from botocore.exceptions import BotoCoreError, ClientError
 
 from uploadcare_s3_copy.copy_request import CopyRequest, is_file_uuid
-from uploadcare_s3_copy.ledger import Ledger, LedgerItem, LedgerStatus, LedgerUnavailableError, LedgerView
+from uploadcare_s3_copy.ledger import Ledger, LedgerItem, LedgerStatus, LedgerUnavailableError
 from uploadcare_s3_copy.moments import iso_z, parse_when, uploaded_at
 from uploadcare_s3_copy.observability import logger
 from uploadcare_s3_copy.queueing import QueueSendError
@@ -308,7 +308,7 @@ class Reconciler:
             candidates.append(info)
         specs = self.settings.specs
         keys = [(str(info["uuid"]), spec) for info in candidates for spec in specs]
-        view = self._look_up(keys)
+        view = self._ledger.get_all(keys)
         for info in candidates:
             uuid = str(info["uuid"])
             items = [view.items.get((uuid, spec)) for spec in specs]
@@ -327,16 +327,6 @@ class Reconciler:
             else:
                 tally.dead_lettered += 1
         return tally, (previous, current)
-
-    def _look_up(self, keys: list[tuple[str, str]]) -> LedgerView:
-        view = self._ledger.get_many(keys)
-        for key in keys:
-            if key not in view.looked_up:  # left unprocessed by DynamoDB twice: asked for one by one
-                item = self._ledger.get(*key)
-                if item is not None:
-                    view.items[key] = item
-                view.looked_up.add(key)
-        return view
 
 
 def _settled(item: LedgerItem | None) -> bool:
