@@ -31,7 +31,7 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from uploadcare_s3_copy.copy_request import CopyRequest, is_file_uuid
+from uploadcare_s3_copy.copy_request import CopyRequest, has_file_identity
 from uploadcare_s3_copy.ledger import DEFAULT_SPEC, Ledger, LedgerItem, LedgerStatus
 from uploadcare_s3_copy.moments import iso_z, uploaded_at
 from uploadcare_s3_copy.reconciler.settings import DEFAULT_GRACE_SECONDS
@@ -160,11 +160,7 @@ class Audit:
                     beyond = True
                     break
                 uuid = info.get("uuid")
-                if (
-                    not is_file_uuid(uuid)
-                    or isinstance(info.get("size"), bool)
-                    or not isinstance(info.get("size"), int)
-                ):
+                if not has_file_identity(info):
                     result.skipped += 1
                     continue
                 if uuid in seen:  # listed twice at a page boundary

@@ -23,7 +23,7 @@ from typing import Any, Protocol, TextIO
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from uploadcare_s3_copy.copy_request import CopyRequest, is_file_uuid, now_iso
+from uploadcare_s3_copy.copy_request import CopyRequest, has_file_identity, now_iso
 from uploadcare_s3_copy.moments import iso_z, parse_when, uploaded_at
 from uploadcare_s3_copy.reasons import CopyFailure, Reason, TransientFailure
 from uploadcare_s3_copy.uploadcare import FilesPage, files_cursor
@@ -255,7 +255,7 @@ class Backfill:
             if info.get("datetime_removed"):
                 self.state.skipped += 1
                 continue
-            if not is_file_uuid(uuid) or isinstance(info.get("size"), bool) or not isinstance(info.get("size"), int):
+            if not has_file_identity(info):
                 self.warn(f"skipped a file without a valid uuid and size: {str(uuid)[:80]!r}")
                 self.state.skipped += 1
                 continue

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from uploadcare_s3_copy.copy_request import CopyRequest, InvalidCopyRequest
+from uploadcare_s3_copy.copy_request import CopyRequest, InvalidCopyRequest, has_file_identity
 
 UUID = "03ccf9ab-f266-43fb-973d-a6529c55c2ae"
 VALID = {
@@ -79,3 +79,11 @@ def test_invalid_messages_name_the_problem(change: dict[str, object], problem: s
 def test_non_objects_are_refused(body: str) -> None:
     with pytest.raises(InvalidCopyRequest, match="JSON"):
         CopyRequest.from_message(body)
+
+
+def test_a_listed_file_needs_a_file_uuid_and_a_whole_size() -> None:
+    assert has_file_identity({"uuid": UUID, "size": 0})
+    assert not has_file_identity({"uuid": UUID, "size": True})
+    assert not has_file_identity({"uuid": UUID, "size": "10"})
+    assert not has_file_identity({"uuid": UUID + "~2", "size": 10})
+    assert not has_file_identity({"size": 10})

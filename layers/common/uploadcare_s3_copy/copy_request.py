@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -17,7 +18,8 @@ from typing import Any, Literal
 VERSION = 1
 ORIGINS = ("webhook", "backfill", "reconcile", "manual")
 Origin = Literal["webhook", "backfill", "reconcile", "manual"]
-# A copy spec's name (docs/design.md, "Copy specs"): it names the spec in logs, metrics, DLQ attributes and the ledger.
+# A copy spec's name (docs/design.md, "The copy request"): it names the spec in logs, metrics, DLQ attributes
+# and the ledger.
 SPEC_NAME_PATTERN = re.compile(r"\A[a-z0-9][a-z0-9-]{0,31}\Z")
 MAX_SPECS = 10
 # A file UUID exactly as Uploadcare writes it: lowercase, canonical. Group ids (`<uuid>~2`) are not files.
@@ -27,6 +29,12 @@ UUID_PATTERN = re.compile(r"\A[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0
 
 def is_file_uuid(value: object) -> bool:
     return isinstance(value, str) and UUID_PATTERN.match(value) is not None
+
+
+def has_file_identity(info: Mapping[str, Any]) -> bool:
+    """A file object of a `GET /files/` listing with what a copy request needs of it: a file UUID and a whole size."""
+    size = info.get("size")
+    return is_file_uuid(info.get("uuid")) and isinstance(size, int) and not isinstance(size, bool)
 
 
 class InvalidCopyRequest(ValueError):

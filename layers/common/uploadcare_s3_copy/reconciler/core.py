@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from uploadcare_s3_copy.copy_request import CopyRequest, is_file_uuid
+from uploadcare_s3_copy.copy_request import CopyRequest, has_file_identity
 from uploadcare_s3_copy.ledger import Ledger, LedgerItem, LedgerStatus, LedgerUnavailableError
 from uploadcare_s3_copy.moments import iso_z, parse_when, uploaded_at
 from uploadcare_s3_copy.observability import logger
@@ -297,7 +297,7 @@ class Reconciler:
             uuid = info.get("uuid")
             if isinstance(uuid, str) and (uuid in previous or uuid in current):
                 continue
-            if not is_file_uuid(uuid) or isinstance(info.get("size"), bool) or not isinstance(info.get("size"), int):
+            if not has_file_identity(info):
                 logger.warning("A listed file without a valid uuid and size is skipped", extra={"uuid": str(uuid)[:80]})
                 tally.skipped += 1
                 continue
