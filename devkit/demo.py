@@ -26,7 +26,7 @@ from types import FrameType
 from typing import Any, TextIO
 
 from devkit import ROOT
-from devkit.emulator import EmulatedFile, Fault
+from devkit.emulator import EmulatedFile, Fault, Storage
 from devkit.flow import LocalFlow
 from devkit.local_resources import LocalStack
 from devkit.make_events import WRONG_SIGNING_SECRET
@@ -34,6 +34,24 @@ from devkit.servers import aws_env, moto_server
 
 STORAGE = "demo-storage"
 PREFIX = "uploadcare/"
+# The second copy spec: a web-sized WebP of every image, through its own storage into its own bucket.
+WEB_STORAGE = Storage("demo-web", "demo-web-copies", "web/")
+WEB_EFFECTS = "-/resize/1200x/-/format/webp/"
+
+
+def copy_specs(bucket: str) -> list[dict[str, Any]]:
+    """The demo's COPY_SPECS: each file's original, and a processed version of each image (`mime_types` image/*
+    by default for a spec with effects: the other files are skipped for it)."""
+    return [
+        {"name": "original", "target": STORAGE, "bucket": bucket, "prefix": PREFIX},
+        {
+            "name": "web",
+            "target": WEB_STORAGE.name,
+            "bucket": WEB_STORAGE.bucket,
+            "prefix": WEB_STORAGE.prefix,
+            "effects": WEB_EFFECTS,
+        },
+    ]
 
 
 @dataclass
@@ -54,6 +72,10 @@ class Sample:
     seconds: float = 0.0
     calls: int = 0
     lost: bool = False  # its webhook never arrives: the reconciler must find it
+    mime_type: str | None = None
+    web_key: str = ""  # the processed version's proof in the ledger (images only)
+    web_size: int | None = None
+    web_calls: int = 0
 
 
 @dataclass
@@ -70,8 +92,8 @@ class Run:
 
 def samples() -> list[Sample]:
     return [
-        Sample("plain photo", "harbour-at-dusk.jpg", 482_113, "verified"),
-        Sample("unicode name", "Fjällräven \u2013 sommar 2024 (1).png", 91_337, "verified"),
+        Sample("plain photo", "harbour-at-dusk.jpg", 482_113, "verified", mime_type="image/jpeg"),
+        Sample("unicode name", "Fjällräven \u2013 sommar 2024 (1).png", 91_337, "verified", mime_type="image/png"),
         Sample("throttled once (429)", "quarterly report.pdf", 250_000, "verified", (Fault.throttled(retry_after=1),)),
         Sample("server error once (502)", "voice-memo.m4a", 64_000, "verified", (Fault.server_error(502),)),
         Sample("over 5 GB", "raw-footage.mov", 6 * 1024**3, "too_large"),
@@ -90,7 +112,7 @@ def run_flow(flow: LocalFlow) -> Run:
     run = Run(samples())
     started = time.monotonic()
     for sample in run.samples:
-        sample.file = flow.add_file(original_filename=sample.filename, size=sample.size)
+        sample.file = flow.add_file(original_filename=sample.filename, size=sample.size, mime_type=sample.mime_type)
         if sample.faults:
             flow.emulator.script(sample.file.uuid, *sample.faults)
 
@@ -120,11 +142,15 @@ def run_flow(flow: LocalFlow) -> Run:
     for sample in run.samples:
         assert sample.file is not None
         outcome = outcomes[sample.file.uuid]
-        sample.calls = flow.emulator.copy_calls(sample.file.uuid)
+        sample.calls = flow.emulator.copy_calls(sample.file.uuid, STORAGE)
+        sample.web_calls = flow.emulator.copy_calls(sample.file.uuid, WEB_STORAGE.name)
         sample.seconds = finished - sample.sent_at
         sample.outcome = outcome.reason if outcome.state == "dead_lettered" else outcome.state
         sample.key = outcome.key
         sample.found_size = outcome.size
+        web = flow.ledger_item(sample.file.uuid, "web")
+        if web is not None and web.verified:
+            sample.web_key, sample.web_size = web.key, flow.size_in(web.bucket, web.key)
     run.leftover = flow.queue_depth()
     run.audit_code, run.audit_lines = audit(flow)
     run.seconds = time.monotonic() - started
@@ -170,10 +196,34 @@ def _report_healing(run: Run, out: TextIO) -> list[str]:
     return problems
 
 
+def _report_processed(run: Run, out: TextIO) -> list[str]:
+    """The second copy spec: each image's processed version, proved in its own bucket; the other files skipped."""
+    problems: list[str] = []
+    print(
+        f"\nCopy spec 'web' ({WEB_EFFECTS} of each image -> s3://{WEB_STORAGE.bucket}/{WEB_STORAGE.prefix}):", file=out
+    )
+    for s in run.samples:
+        name = s.filename if len(s.filename) <= 33 else s.filename[:30] + "..."
+        image = (s.mime_type or "").startswith("image/")
+        if image and s.web_key and s.web_size:
+            print(f"  ✓ {name:<34} {_size(s.web_size):>9}  {s.web_calls} call  verified  {s.web_key}", file=out)
+        elif image:
+            print(f"  ✗ {name:<34} no verified processed version", file=out)
+            problems.append(f"{s.label}: the web copy spec has no verified processed version")
+        elif s.web_calls:
+            problems.append(f"{s.label}: not an image, yet the web copy spec called Uploadcare {s.web_calls} times")
+        else:
+            print(f"  - {name:<34} not an image: skipped by this spec (no call)", file=out)
+    return problems
+
+
 def report(run: Run, stack: LocalStack, out: TextIO) -> list[str]:
     """Prints the summary; returns what did not end as expected (empty: all good)."""
     problems: list[str] = []
-    print(f"\nTarget: s3://{stack.bucket}/{PREFIX}  (storage {STORAGE!r}, pattern ${{default}})\n", file=out)
+    print(
+        f"\nCopy spec 'original': s3://{stack.bucket}/{PREFIX}  (storage {STORAGE!r}, pattern ${{default}})\n",
+        file=out,
+    )
     print(f"{'file':<34} {'size':>9}  {'webhook':>7}  {'UC calls':>8}  {'outcome':<18} {'e2e s':>5}  S3 key", file=out)
     for s in run.samples:
         name = s.filename if len(s.filename) <= 33 else s.filename[:30] + "..."
@@ -211,9 +261,13 @@ def report(run: Run, stack: LocalStack, out: TextIO) -> list[str]:
         problems.append(f"audit did not end with {expected_line!r}")
     if run.audit_code != (1 if dead else 0):
         problems.append(f"audit exited {run.audit_code}")
-    duplicate_calls = run.samples[0].calls
-    if duplicate_calls != 1:
-        problems.append(f"the redelivered webhook made {duplicate_calls} Uploadcare calls for one file, expected 1")
+    first = run.samples[0]
+    if (first.calls, first.web_calls) != (1, 1):
+        problems.append(
+            f"the redelivered webhook's file had {first.calls} + {first.web_calls} Uploadcare calls, expected one per "
+            "copy spec"
+        )
+    problems.extend(_report_processed(run, out))
     if verified + dead != len(run.samples):
         problems.append(f"{verified} verified + {dead} dead-lettered != {len(run.samples)} files")
     if run.leftover:
@@ -242,9 +296,20 @@ def main(argv: list[str] | None = None) -> int:
     ):
         os.environ.update(aws_env(endpoint))
         # Grace 0: the reconciler looks at files of any age, so the demo's just-uploaded ones are checked too.
-        parameters = {"ReconcileGraceSeconds": "0"}
+        # Two copy specs: the stack's bucket is "<name>-copies" (devkit/local_resources.py).
+        parameters = {
+            "ReconcileGraceSeconds": "0",
+            "CopySpecs": json.dumps(copy_specs("demo-copies")),
+            "ExtraTargetBuckets": WEB_STORAGE.bucket,
+        }
         with LocalFlow.start(
-            endpoint, name="demo", storage=STORAGE, prefix=PREFIX, log=log, parameters=parameters
+            endpoint,
+            name="demo",
+            storage=STORAGE,
+            prefix=PREFIX,
+            log=log,
+            parameters=parameters,
+            extra_storages=(WEB_STORAGE,),
         ) as flow:
             print(f"  AWS: {endpoint}   Uploadcare: {flow.emulator.url}   (stack built from template.yaml)", file=out)
             run = run_flow(flow)

@@ -22,8 +22,9 @@ from devkit.lambda_context import LambdaContext
 from devkit.local_resources import LocalStack, StackSpec, create_stack, read_queue
 from devkit.make_events import signed_event
 from devkit.sqs_poller import PollStats, drain
-from uploadcare_s3_copy.copier.patterns import predict_key
+from uploadcare_s3_copy.ledger import DEFAULT_SPEC, Ledger, LedgerItem
 from uploadcare_s3_copy.observability import logger, metrics
+from uploadcare_s3_copy.patterns import predict_key
 
 WEBHOOK_URL = "https://local.execute-api.localhost/webhooks/uploadcare"
 
@@ -60,8 +61,10 @@ class LocalFlow:
         prefix: str = "uploadcare/",
         log: TextIO | None = None,
         parameters: dict[str, str] | None = None,
+        extra_storages: tuple[Storage, ...] = (),
     ) -> Iterator[LocalFlow]:
-        """Emulator up, stack created, this process's environment pointed at them; all undone on exit."""
+        """Emulator up, stack created, this process's environment pointed at them; all undone on exit.
+        `extra_storages`: more custom storages (copy specs), each bucket created."""
         saved = dict(os.environ)
         with UploadcareEmulator(aws_endpoint=endpoint) as emulator:
             try:
@@ -77,6 +80,9 @@ class LocalFlow:
                     )
                 )
                 emulator.add_storage(Storage(storage, stack.bucket, prefix))
+                for extra in extra_storages:
+                    boto3.client("s3").create_bucket(Bucket=extra.bucket)
+                    emulator.add_storage(extra)
                 os.environ.update({**stack.webhook_env(), **stack.copier_env(), **stack.reconciler_env()})
                 # The shared Metrics object read its namespace when first imported, maybe before this environment.
                 metrics.namespace = os.environ["POWERTOOLS_METRICS_NAMESPACE"]
@@ -163,6 +169,15 @@ class LocalFlow:
         """The size of `file`'s copy in the bucket, at its predicted key; None when there is none."""
         try:
             return int(self.s3.head_object(Bucket=self.stack.bucket, Key=self.key_of(file))["ContentLength"])
+        except ClientError:
+            return None
+
+    def ledger_item(self, uuid: str, spec: str = DEFAULT_SPEC) -> LedgerItem | None:
+        return Ledger(boto3.client("dynamodb"), self.stack.ledger_table).get(uuid, spec)
+
+    def size_in(self, bucket: str, key: str) -> int | None:
+        try:
+            return int(self.s3.head_object(Bucket=bucket, Key=key)["ContentLength"])
         except ClientError:
             return None
 

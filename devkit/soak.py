@@ -66,7 +66,6 @@ from uploadcare_s3_copy.copier.rules import (
     AWS_ATTEMPTS,
     AWS_READ_SECONDS,
     SAFETY_MARGIN_SECONDS,
-    idempotency_key,
 )
 from uploadcare_s3_copy.copier.settings import load_copier_settings
 from uploadcare_s3_copy.copy_request import CopyRequest
@@ -225,7 +224,7 @@ def plan_aws_faults(
         kind = rng.choice(GOOD_FILE_AWS_FAULTS if good else BAD_FILE_AWS_FAULTS)
         uuid = soaked.file.uuid
         request = CopyRequest.from_file_info(bodies[uuid]["data"], event="file.uploaded", origin="webhook")
-        record = idempotency_record_id(idempotency_key(request, settings))
+        record = idempotency_record_id(settings.specs[0].idempotency_key(request.uuid))
         soaked.aws_fault = kind
         soaked.aws_rule = _aws_rule(proxy, kind, uuid, record, queue=queue, dlq=dlq, ledger=flow.stack.ledger_table)
 

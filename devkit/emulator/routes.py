@@ -31,8 +31,9 @@ from devkit.emulator.state import (
     _webhook_problems,
     file_content,
     parse_source,
+    processed_content,
 )
-from uploadcare_s3_copy.copier.patterns import PatternError, expand_pattern, validate_pattern
+from uploadcare_s3_copy.patterns import PatternError, expand_pattern, validate_pattern
 from uploadcare_s3_copy.uploadcare import ACCEPT, request_signature
 
 API_CONTENT_TYPE = ACCEPT  # answers are sent with the same media type the client asks for
@@ -221,13 +222,19 @@ class RestApi(Project):
                 return _error(404, NOT_FOUND)
             stats = self._stats[emulated.uuid]
             stats.calls += 1
-            fault = self._faults[emulated.uuid].popleft() if self._faults[emulated.uuid] else None
+            own = self._target_faults.get((emulated.uuid, arguments.storage.name))
+            if own:
+                fault: Fault | None = own.popleft()
+            else:
+                fault = self._faults[emulated.uuid].popleft() if self._faults[emulated.uuid] else None
             delay = self._copy_delay
         if fault is not None:
             faulted = self._fault_reply(fault)
             if faulted is not None or self._stopping.is_set():
                 return faulted
-        if emulated.size > MAX_COPY_BYTES:
+        if arguments.effects and not emulated.mime_type.startswith("image/"):
+            return _error(400, BAD_SOURCE)  # the CDN's operations apply to images (what Uploadcare answers: unrecorded)
+        if emulated.size > MAX_COPY_BYTES and not arguments.effects:
             return _error(400, TOO_LARGE)
         if delay and self._stopping.wait(delay):
             return None
@@ -235,6 +242,11 @@ class RestApi(Project):
 
     def _copy_arguments(self, data: dict[str, Any]) -> _CopyArguments | str:
         """The validated body of a `remote_copy`, or the `detail` of the 400 that refuses it."""
+        source, target = data.get("source"), data.get("target")
+        found = parse_source(source) if isinstance(source, str) and source else None
+        if found is not None and isinstance(target, str):
+            with self._lock:
+                self._target_calls[(found[0], target)] += 1
         source = data.get("source")
         if source is None or source == "":
             return SOURCE_REQUIRED
@@ -272,7 +284,10 @@ class RestApi(Project):
                     stats.already_exists += 1
                 body = {"type": "url", "result": result} if self._already_exists_with_result else {"type": "url"}
                 return _json_reply(200, body)
-            written = file_content(emulated.uuid, emulated.size + 1 if emulated.wrong_size else emulated.size)
+            if arguments.effects:  # a processed version: other bytes, of a size not known in advance
+                written = processed_content(emulated.uuid, emulated.size, arguments.effects)
+            else:
+                written = file_content(emulated.uuid, emulated.size + 1 if emulated.wrong_size else emulated.size)
             acl = {"ACL": "public-read"} if arguments.make_public else {}
             self._s3.put_object(Bucket=storage.bucket, Key=key, Body=written, ContentType=emulated.mime_type, **acl)
         except (BotoCoreError, ClientError) as error:

@@ -9,7 +9,7 @@ import re
 import threading
 import time
 import uuid as uuidlib
-from collections import Counter, deque
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -196,6 +196,11 @@ def file_content(uuid: str, size: int) -> bytes:
     return hashlib.shake_256(uuid.encode()).digest(size) if size else b""
 
 
+def processed_content(uuid: str, size: int, effects: str) -> bytes:
+    """A processed version's deterministic bytes: a third of the original's size (at least one byte)."""
+    return hashlib.shake_256(f"{uuid}{effects}".encode()).digest(max(1, size // 3))
+
+
 def parse_source(source: str) -> tuple[str, str] | None:
     """(uuid, effects) of a `remote_copy` `source`: a bare UUID, a CDN path (`<uuid>/`, `<uuid>/-/resize/200x/` —
     what pyuploadcare's `File.create_remote_copy` sends), or a CDN URL, maybe with operations."""
@@ -253,6 +258,8 @@ class Project:
         self._lock = threading.Lock()
         self._files: dict[str, EmulatedFile] = {}
         self._faults: dict[str, deque[Fault]] = {}
+        self._target_faults: defaultdict[tuple[str, str], deque[Fault]] = defaultdict(deque)
+        self._target_calls: Counter[tuple[str, str]] = Counter()
         self._listing_faults: deque[Fault] = deque()
         self._list_delay = 0.0
         self._stats: dict[str, CopyStats] = {}
@@ -413,11 +420,15 @@ class Project:
         """The file object of `GET /files/<uuid>/` (REST API v0.7 `file` schema)."""
         return self._file_info(self.get(uuid), api_root or self.url)
 
-    def script(self, uuid: str, *faults: Fault) -> None:
-        """Queues faults for the next `remote_copy` calls of this file, one per call, in order."""
+    def script(self, uuid: str, *faults: Fault, target: str | None = None) -> None:
+        """Queues faults for the next `remote_copy` calls of this file, one per call, in order; with `target`, only
+        for calls to that storage (a copy spec), before the file's own faults."""
         with self._lock:
             self._file(uuid)
-            self._faults[uuid].extend(faults)
+            if target is None:
+                self._faults[uuid].extend(faults)
+            else:
+                self._target_faults[(uuid, target)].extend(faults)
 
     def script_listing(self, *faults: Fault) -> None:
         """Queues faults for the next `GET /files/` calls, one per call, in order (`not_ready` is not one)."""
@@ -433,8 +444,12 @@ class Project:
 
     # -- counters -----------------------------------------------------------------------------------------------
 
-    def copy_calls(self, uuid: str) -> int:
-        """`remote_copy` requests that named this file (faulted and 200 answers included)."""
+    def copy_calls(self, uuid: str, target: str | None = None) -> int:
+        """`remote_copy` requests that named this file (faulted and 200 answers included); with `target`, those
+        to that storage only (an unknown storage's calls included)."""
+        if target is not None:
+            with self._lock:
+                return self._target_calls[(uuid, target)]
         return self.copy_stats(uuid).calls
 
     def copies(self, uuid: str) -> int:

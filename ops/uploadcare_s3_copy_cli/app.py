@@ -86,7 +86,10 @@ def _epilog(notes: str = "") -> str:
     return (notes.strip() + "\n\n" if notes else "") + EXIT_CODES_HELP
 
 
-def build_parser() -> argparse.ArgumentParser:
+SPEC_HELP = "only this copy spec (repeat, or NAME,NAME; default: every spec)"
+
+
+def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one statement per option reads best
     formatter = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(prog=PROG, description=DESCRIPTION, epilog=_epilog(), formatter_class=formatter)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -142,6 +145,12 @@ needs: --secret-id and --queue-url (or --stack); --dry-run needs only --secret-i
         help=f"files per GET /files/ (default {backfill.DEFAULT_PAGE_SIZE}; a resumed backfill keeps its own)",
     )
     fill.add_argument("--max-pages", type=_positive, metavar="N", help="stop after N pages (resume later)")
+    fill.add_argument(
+        "--spec",
+        action="append",
+        metavar="NAME",
+        help="only this copy spec (repeat, or NAME,NAME; default: every spec)",
+    )
 
     copy = command(
         commands,
@@ -154,12 +163,20 @@ the copy with head_object exactly as the copier does, printing the key, the size
 proof to the copy ledger (with --ledger-table or --stack); a file the ledger already proves is skipped unless
 --force. It does not use the queue or the idempotency table.
 
-needs: --secret-id and --queue-url; with --direct --secret-id, --bucket and --storage (--prefix, --pattern and
---make-public as deployed) — or --stack""",
+With --spec, only those copy specs (queued requests name them in `specs`).
+
+needs: --secret-id and --queue-url; with --direct --secret-id and --copy-specs, or --bucket and --storage
+(--prefix, --pattern and --make-public as deployed) — or --stack""",
     )
     copy.add_argument("uuids", nargs="+", type=_uuid, metavar="UUID", help="file UUIDs")
     copy.add_argument("--direct", action="store_true", help="copy and verify here instead of queueing")
     copy.add_argument("--force", action="store_true", help="with --direct: copy even a file the ledger already proves")
+    copy.add_argument(
+        "--spec",
+        action="append",
+        metavar="NAME",
+        help="only this copy spec (repeat, or NAME,NAME; default: every spec)",
+    )
     copy.add_argument(
         "--timeout",
         type=_seconds,
@@ -185,7 +202,9 @@ needs: --secret-id and --ledger-table (and --queue-url for --requeue), or --stac
     )
     inspect.add_argument("--from", dest="from_", metavar="DATE", type=_start, help="first upload time (ISO date/time)")
     inspect.add_argument("--to", metavar="DATE", type=_end, help="last upload time (default: 15 minutes ago)")
-    inspect.add_argument("--spec", metavar="NAME", help="audit this copy spec only")
+    inspect.add_argument(
+        "--spec", action="append", metavar="NAME", help="audit this copy spec only (repeat, or NAME,NAME)"
+    )
     inspect.add_argument("--check-objects", action="store_true", help="head_object every verified copy")
     inspect.add_argument("--deep", type=_positive, metavar="N", help="compare the SHA-256 of N sampled files")
     inspect.add_argument("--requeue", action="store_true", help="queue copy requests for what is missing")

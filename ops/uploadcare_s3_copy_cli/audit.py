@@ -17,7 +17,7 @@ import csv
 import hashlib
 import json
 import random
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -35,6 +35,7 @@ from uploadcare_s3_copy.copy_request import CopyRequest, has_file_identity
 from uploadcare_s3_copy.ledger import DEFAULT_SPEC, Ledger, LedgerItem, LedgerStatus
 from uploadcare_s3_copy.moments import iso_z, uploaded_at
 from uploadcare_s3_copy.reconciler.settings import DEFAULT_GRACE_SECONDS
+from uploadcare_s3_copy.specs import CopySpec
 from uploadcare_s3_copy.uploadcare import files_cursor
 from uploadcare_s3_copy.webhook.rules import derived_from
 from uploadcare_s3_copy_cli.backfill import PageSource, fetch_page
@@ -46,7 +47,6 @@ PAGE_SIZE = 1000  # Uploadcare's largest page: ten BatchGetItem calls a page
 HEAD_CONCURRENCY = 10  # head_object calls in flight (the CLI's S3 client keeps ten connections)
 DEEP_CHUNK_BYTES = 1024 * 1024
 DEEP_TIMEOUT = urllib3.Timeout(connect=10.0, read=60.0)
-SPECS = (DEFAULT_SPEC,)  # this deployment's copy specs
 
 
 class Status:
@@ -140,14 +140,14 @@ class AuditResult:
 class Audit:
     source: PageSource
     ledger: Ledger
-    specs: tuple[str, ...]
+    specs: tuple[CopySpec, ...]
     warn: Callable[[str], None]
     sleep: Callable[[float], None]
     skip_derived: bool = False
     tick: Callable[[int], None] = lambda _count: None  # files listed so far, for the progress display
 
     def run(self, lower: datetime | None, upper: datetime) -> AuditResult:
-        result = AuditResult(lower, upper, self.specs)
+        result = AuditResult(lower, upper, tuple(spec.name for spec in self.specs))
         cursor: str | None = files_cursor(from_datetime=iso_z(lower) if lower else None, limit=PAGE_SIZE)
         seen: set[str] = set()
         while cursor is not None:
@@ -176,12 +176,19 @@ class Audit:
         return result
 
     def _rows(self, files: list[Mapping[str, Any]]) -> Iterator[Row]:
-        keys = [(str(info["uuid"]), spec) for info in files for spec in self.specs]
-        view = self.ledger.get_all(keys)
+        """A row per (file, spec) the spec copies: a file of a type a spec skips (its `mime_types`) is no row."""
+        wanted = [
+            (str(info["uuid"]), spec.name)
+            for info in files
+            for spec in self.specs
+            if spec.applies_to(str(info.get("mime_type") or ""))
+        ]
+        view = self.ledger.get_all(wanted)
+        pairs = set(wanted)
         for info in files:
             uuid = str(info["uuid"])
             uploaded = str(info.get("datetime_uploaded") or "")
-            for spec in self.specs:
+            for spec in (spec.name for spec in self.specs if (uuid, spec.name) in pairs):
                 item = view.items.get((uuid, spec))
                 if item is not None and item.verified:
                     yield Row(uuid, spec, Status.VERIFIED, uploaded_at=uploaded, item=item, info=info)
@@ -273,9 +280,12 @@ def content_problem(s3: Any, http: urllib3.PoolManager, row: Row) -> str | None:
     return None
 
 
-def check_content(s3: Any, rows: Sequence[Row], sample: int, rng: random.Random) -> int:
-    """SHA-256 of `sample` randomly chosen verified originals, CDN against bucket; a difference marks the row."""
-    candidates = [row for row in rows if row.status == Status.VERIFIED and row.spec == DEFAULT_SPEC and row.item]
+def check_content(
+    s3: Any, rows: Sequence[Row], sample: int, rng: random.Random, originals: Collection[str] = (DEFAULT_SPEC,)
+) -> int:
+    """SHA-256 of `sample` randomly chosen verified originals (rows of the `originals` specs, which copy the file
+    unprocessed), CDN against bucket; a difference marks the row."""
+    candidates = [row for row in rows if row.status == Status.VERIFIED and row.spec in originals and row.item]
     chosen = rng.sample(candidates, min(sample, len(candidates)))
     http = urllib3.PoolManager(maxsize=4)
     for row in chosen:
@@ -338,11 +348,7 @@ def progress_display(ctx: Context, enabled: bool) -> Iterator[Callable[[str, int
 def command(ctx: Context, args: argparse.Namespace) -> int:
     needed = ["secret_id", "ledger_table", *(["queue_url"] if args.requeue else [])]
     ctx.resources.require("audit", *needed)
-    specs = SPECS
-    if args.spec is not None:
-        if args.spec not in SPECS:
-            raise UsageError(f"no copy spec {args.spec!r}: this deployment has {', '.join(SPECS)}")
-        specs = (args.spec,)
+    specs = ctx.resources.select_specs(args.spec)
     upper: datetime = args.to or datetime.now(UTC) - timedelta(seconds=GRACE_SECONDS)
     if args.from_ is not None and upper < args.from_:
         raise UsageError("--to is before --from")
@@ -370,7 +376,9 @@ def command(ctx: Context, args: argparse.Namespace) -> int:
             result.objects_checked = check_objects(ctx.aws("s3"), result.rows, tick=ticked)
         if args.deep:
             update("comparing content", None)
-            result.deep_checked = check_content(ctx.aws("s3"), result.rows, args.deep, random.Random())  # noqa: S311
+            originals = {spec.name for spec in specs if not spec.processed}
+            rng = random.Random()  # noqa: S311 - a sample to check, not a secret
+            result.deep_checked = check_content(ctx.aws("s3"), result.rows, args.deep, rng, originals)
     requeued = _requeue(ctx, result) if args.requeue else 0
     if args.report is not None:
         write_report(args.report, result.rows)

@@ -209,6 +209,7 @@ class Backfill:
     sleep: Callable[[float], None]
     clock: Callable[[], float]
     max_pages: int | None = None
+    specs: tuple[str, ...] | None = None  # the copy specs the requests are for (None: every spec)
     # UUIDs queued from this page and the one before: a file listed twice (uploads at the same moment around a
     # page boundary) is on adjacent pages, so two pages are enough, whatever the size of the backfill.
     _recent: tuple[set[str], set[str]] = field(default_factory=lambda: (set(), set()))
@@ -264,7 +265,7 @@ class Backfill:
                 continue
             current.add(str(uuid))
             request = CopyRequest.from_file_info(info, event=BACKFILL_EVENT, origin="backfill")
-            bodies.append(request.to_message())
+            bodies.append(request.for_specs(self.specs).to_message())
         if self.sender is not None and bodies:
             self.sender.send_all(bodies)
         self.state.queued += len(bodies)
@@ -323,6 +324,7 @@ def command(ctx: Context, args: argparse.Namespace) -> int:
         raise UsageError("--dry-run lists from --from; it does not resume a saved backfill")
     if args.resume and args.page_size is not None:
         raise UsageError("--page-size cannot apply on --resume: the saved cursor already names its page size")
+    specs = tuple(spec.name for spec in ctx.resources.select_specs(args.spec)) if args.spec else None
     queue_url = ctx.resources.queue_url or ""
     store = (
         None
@@ -344,6 +346,7 @@ def command(ctx: Context, args: argparse.Namespace) -> int:
         sleep=ctx.sleep,
         clock=ctx.clock,
         max_pages=args.max_pages,
+        specs=specs,
     )
     started, queued_before = ctx.clock(), state.queued
     hint = _resume_hint(ctx.resources.stack, args.state_file)

@@ -12,12 +12,12 @@ from collections.abc import Iterator
 from uploadcare_s3_copy.copier.outcomes import Verified
 from uploadcare_s3_copy.copier.rules import Deadline
 from uploadcare_s3_copy.copier.service import CopyService
-from uploadcare_s3_copy.copier.settings import CopierSettings
 from uploadcare_s3_copy.copy_request import CopyRequest, now_iso
-from uploadcare_s3_copy.ledger import DEFAULT_SPEC, Ledger, LedgerItem, LedgerStatus, LedgerUnavailableError
+from uploadcare_s3_copy.ledger import Ledger, LedgerItem, LedgerStatus, LedgerUnavailableError
 from uploadcare_s3_copy.observability import logger
 from uploadcare_s3_copy.reasons import CopyFailure
 from uploadcare_s3_copy.secrets import KeyStore, UploadcareKeys
+from uploadcare_s3_copy.specs import CopySpec
 from uploadcare_s3_copy.uploadcare import Credentials, UploadcareClient
 from uploadcare_s3_copy_cli.base import EXIT_OK, EXIT_PROBLEMS, MARK_FAIL, MARK_OK, MARK_SKIPPED, UsageError
 from uploadcare_s3_copy_cli.context import API_KEY_FIELDS, Context
@@ -26,32 +26,19 @@ MANUAL_EVENT = "file.uploaded"
 DEFAULT_TIMEOUT_SECONDS = 300.0  # per file, like the copier's default function timeout
 
 
-def copier_settings(ctx: Context) -> CopierSettings:
-    """The copier's settings from the stack's resources (the queue and table are not used by a direct copy)."""
-    r = ctx.resources
-    return CopierSettings(
-        secret_id=str(r.secret_id),
-        dlq_url=r.dlq_url or "",
-        idempotency_table=r.table or "",
-        copy_target=str(r.storage),
-        target_bucket=str(r.bucket),
-        api_url=r.api_url,
-        target_prefix=r.prefix,
-        copy_pattern=r.pattern,
-        make_public=r.make_public,
-    )
+def copy_service(ctx: Context) -> CopyService:
+    """The copier's own CopyService, on the CLI's clients."""
+    api_url = ctx.resources.api_url
 
-
-def copy_service(ctx: Context, settings: CopierSettings) -> CopyService:
     def client_factory(keys: UploadcareKeys) -> UploadcareClient:
-        return UploadcareClient(Credentials(keys.public_key, keys.secret_key), settings.api_url)
+        return UploadcareClient(Credentials(keys.public_key, keys.secret_key), api_url)
 
     key_store = KeyStore(
-        settings.secret_id,
+        str(ctx.resources.secret_id),
         required=API_KEY_FIELDS,
         fetch=lambda _secret_id, force: ctx.secret_value(fresh=force),
     )
-    return CopyService(settings, s3=ctx.aws("s3"), key_store=key_store, client_factory=client_factory, sleep=ctx.sleep)
+    return CopyService(s3=ctx.aws("s3"), key_store=key_store, client_factory=client_factory, sleep=ctx.sleep)
 
 
 @contextlib.contextmanager
@@ -77,9 +64,11 @@ def command(ctx: Context, args: argparse.Namespace) -> int:
             "a copy (and a recent one by its idempotency record); --direct --force copies it again here"
         )
     if args.direct:
-        resources.require("copy --direct", "secret_id", "bucket", "storage")
+        resources.require("copy --direct", "secret_id")
+        resources.require_spec_targets("copy --direct")
     else:
         resources.require("copy", "secret_id", "queue_url")
+    specs = resources.select_specs(args.spec)
     client = ctx.uploadcare()
     requests: list[CopyRequest] = []
     failed = 0
@@ -94,62 +83,72 @@ def command(ctx: Context, args: argparse.Namespace) -> int:
             ctx.say(f"{MARK_FAIL} {uuid}  removed from Uploadcare at {info['datetime_removed']}; nothing to copy")
             failed += 1
             continue
-        requests.append(CopyRequest.from_file_info(info, event=MANUAL_EVENT, origin="manual"))
+        request = CopyRequest.from_file_info(info, event=MANUAL_EVENT, origin="manual")
+        requests.append(request.for_specs(tuple(spec.name for spec in specs)) if args.spec else request)
 
     if args.direct:
-        failed += _copy_directly(ctx, requests, args.timeout, force=args.force)
+        failed += _copy_directly(ctx, requests, specs, args.timeout, force=args.force)
     elif requests:
         ctx.copy_queue().send_all([request.to_message() for request in requests])
         for request in requests:
-            ctx.say(f"{MARK_OK} {request.uuid}  queued ({request.original_filename}, {request.size:,} bytes)")
+            which = f", copy specs {', '.join(request.specs)}" if request.specs else ""
+            ctx.say(f"{MARK_OK} {request.uuid}  queued ({request.original_filename}, {request.size:,} bytes{which})")
     return EXIT_PROBLEMS if failed else EXIT_OK
 
 
-def _copy_directly(ctx: Context, requests: list[CopyRequest], timeout: float, *, force: bool) -> int:
-    settings = copier_settings(ctx)
-    service = copy_service(ctx, settings)
+def _copy_directly(
+    ctx: Context, requests: list[CopyRequest], specs: tuple[CopySpec, ...], timeout: float, *, force: bool
+) -> int:
+    """Each (file, spec), in the order given; a spec's line names it when the deployment has several."""
+    service = copy_service(ctx)
     keys = ctx.keys()
+    named = len(ctx.resources.specs) > 1
     ledger = Ledger(ctx.aws("dynamodb"), ctx.resources.ledger_table) if ctx.resources.ledger_table else None
     if ledger is None:
         ctx.note("No --ledger-table (or --stack): the copies are proved here but not recorded in the copy ledger.")
     failed = 0
     with logs_to(ctx):
         for request in requests:
-            proven = _proof(ledger, request.uuid) if not force else None
-            if proven is not None:
-                where = f"s3://{proven.bucket}/{proven.key} ({proven.verified_at})"
-                ctx.say(f"{MARK_SKIPPED} {request.uuid}  already verified at {where}; --force copies again")
-                continue
-            try:
-                verified = service.copy_and_verify(request, keys, Deadline(timeout))
-            except CopyFailure as failure:
-                ctx.say(f"{MARK_FAIL} {request.uuid}  {failure.reason}: {failure.detail}")
-                failed += 1
-                continue
-            recorded = _record(ctx, ledger, request, verified)
-            ctx.say(f"{MARK_OK} {request.uuid}  {describe(verified)}{recorded}")
-            failed += recorded.endswith("NOT recorded")
+            for spec in specs:
+                label = f"{request.uuid} {spec.name}" if named else request.uuid
+                if not spec.applies_to(request.mime_type):
+                    ctx.say(f"{MARK_SKIPPED} {label}  {request.mime_type} is not a type copy spec {spec.name} copies")
+                    continue
+                proven = _proof(ledger, request.uuid, spec.name) if not force else None
+                if proven is not None:
+                    where = f"s3://{proven.bucket}/{proven.key} ({proven.verified_at})"
+                    ctx.say(f"{MARK_SKIPPED} {label}  already verified at {where}; --force copies again")
+                    continue
+                try:
+                    verified = service.copy_and_verify(request, spec, keys, Deadline(timeout))
+                except CopyFailure as failure:
+                    ctx.say(f"{MARK_FAIL} {label}  {failure.reason}: {failure.detail}")
+                    failed += 1
+                    continue
+                recorded = _record(ctx, ledger, request, spec.name, verified)
+                ctx.say(f"{MARK_OK} {label}  {describe(verified)}{recorded}")
+                failed += recorded.endswith("NOT recorded")
     return failed
 
 
-def _proof(ledger: Ledger | None, uuid: str) -> LedgerItem | None:
+def _proof(ledger: Ledger | None, uuid: str, spec: str) -> LedgerItem | None:
     if ledger is None:
         return None
     try:
-        item = ledger.get(uuid, DEFAULT_SPEC)
+        item = ledger.get(uuid, spec)
     except LedgerUnavailableError:
         return None  # then the copy is made; its write will say whether the ledger works
     return item if item is not None and item.verified else None
 
 
-def _record(ctx: Context, ledger: Ledger | None, request: CopyRequest, verified: Verified) -> str:
+def _record(ctx: Context, ledger: Ledger | None, request: CopyRequest, spec: str, verified: Verified) -> str:
     """The proof into the ledger, as the copier writes it; what to add to the line."""
     if ledger is None:
         return ""
     now = now_iso()
     item = LedgerItem(
         uuid=request.uuid,
-        spec=DEFAULT_SPEC,
+        spec=spec,
         status=LedgerStatus.VERIFIED,
         updated_at=now,
         bucket=verified.bucket,

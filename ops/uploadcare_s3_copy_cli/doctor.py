@@ -9,6 +9,7 @@ of one file proved with head_object (the copier's own copy_and_verify).
 from __future__ import annotations
 
 import argparse
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -18,6 +19,7 @@ from uploadcare_s3_copy.copier.rules import Deadline
 from uploadcare_s3_copy.copy_request import CopyRequest
 from uploadcare_s3_copy.reasons import CopyFailure, Reason
 from uploadcare_s3_copy.secrets import REQUIRED_FIELDS
+from uploadcare_s3_copy.specs import CopySpec
 from uploadcare_s3_copy_cli import copying, webhooks
 from uploadcare_s3_copy_cli.admin_api import AdminClient
 from uploadcare_s3_copy_cli.base import EXIT_OK, EXIT_PROBLEMS, MARK_FAIL, MARK_OK, MARK_SKIPPED, CliError
@@ -67,9 +69,16 @@ class Doctor:
         self.signing_secret = ""
 
     def checks(self, test_copy: str | None) -> list[Callable[[], Check]]:
-        steps = [self.secret, self.keys, self.webhook, self.bucket, self.copy_queue, self.dead_letter_queue, self.table]
+        steps: list[Callable[[], Check]] = [self.secret, self.keys, self.webhook]
+        if self.r.copy_specs:  # each spec's bucket, and whether the copier may verify copies there
+            buckets = dict.fromkeys(spec.bucket for spec in self.r.specs)
+            steps.extend(functools.partial(self.bucket, bucket) for bucket in buckets)
+        else:
+            steps.append(functools.partial(self.bucket, self.r.bucket))
+        steps += [self.copy_queue, self.dead_letter_queue, self.table]
         if test_copy:
-            steps.append(lambda: self.test_copy(test_copy))
+            specs = self.r.specs if self.r.copy_specs else self.r.specs[:1]
+            steps.extend(functools.partial(self.test_copy, test_copy, spec) for spec in specs)
         return steps
 
     def secret(self) -> Check:
@@ -146,20 +155,34 @@ class Doctor:
             return Check(name, False, f"{webhooks.summary(hook)}: {'; '.join(problems)}", fix)
         return Check(name, True, webhooks.summary(hook))
 
-    def bucket(self) -> Check:
+    def bucket(self, bucket: str | None) -> Check:
         name = "bucket"
-        if not self.r.bucket:
+        if not bucket:
             return _not_configured(name, "bucket")
+        users = [spec.name for spec in self.r.specs if spec.bucket == bucket] if self.r.copy_specs else []
+        of = f" (copy specs {', '.join(users)})" if users else ""
+        allowed = {self.r.bucket, *self.r.extra_buckets}
+        if self.r.copy_specs and self.r.bucket and bucket not in allowed:
+            return Check(
+                name,
+                False,
+                f"{bucket}{of} is neither TargetBucketName nor in ExtraTargetBuckets: the copier may not verify there",
+                f"add {bucket} to the stack's ExtraTargetBuckets parameter (--extra-buckets) and deploy again",
+            )
         try:
-            self.ctx.aws("s3").head_bucket(Bucket=self.r.bucket)
+            self.ctx.aws("s3").head_bucket(Bucket=bucket)
         except ClientError as error:
             if _code(error) in ("404", "NoSuchBucket", "NotFound"):
-                fix = "check TargetBucketName (--bucket): it must be the bucket behind the Uploadcare storage"
-                return Check(name, False, f"{self.r.bucket} does not exist", fix)
-            return Check(name, False, f"{self.r.bucket}: {_aws_problem(error)}", _read_fix("s3:ListBucket on it"))
+                fix = (
+                    "check the copy spec's bucket: it must be the bucket behind its Uploadcare storage"
+                    if self.r.copy_specs
+                    else "check TargetBucketName (--bucket): it must be the bucket behind the Uploadcare storage"
+                )
+                return Check(name, False, f"{bucket}{of} does not exist", fix)
+            return Check(name, False, f"{bucket}{of}: {_aws_problem(error)}", _read_fix("s3:ListBucket on it"))
         except BotoCoreError as error:
-            return Check(name, False, f"{self.r.bucket}: {_aws_problem(error)}", _read_fix())
-        return Check(name, True, f"{self.r.bucket} is reachable")
+            return Check(name, False, f"{bucket}{of}: {_aws_problem(error)}", _read_fix())
+        return Check(name, True, f"{bucket}{of} is reachable")
 
     def copy_queue(self) -> Check:
         name = "copy queue"
@@ -196,9 +219,9 @@ class Doctor:
             return Check(name, False, f"{self.r.table} is {status}", "wait for the table to become ACTIVE")
         return Check(name, True, f"{self.r.table} is {status}")
 
-    def test_copy(self, uuid: str) -> Check:
-        name = "test copy"
-        missing = self.r.missing("bucket", "storage")
+    def test_copy(self, uuid: str, spec: CopySpec) -> Check:
+        name = f"test copy {spec.name}" if self.r.copy_specs else "test copy"
+        missing = [] if self.r.copy_specs else self.r.missing("bucket", "storage")
         if missing:
             how = ", ".join(setting.how_to_give for setting in missing)
             return Check(name, False, "not configured", f"give --stack NAME or {how}")
@@ -206,13 +229,16 @@ class Doctor:
             return Check(name, None, "not checked (needs working Uploadcare keys)")
         try:
             request = CopyRequest.from_file_info(self.client.get_file(uuid), event="file.uploaded", origin="manual")
-            service = copying.copy_service(self.ctx, copying.copier_settings(self.ctx))
+            if not spec.applies_to(request.mime_type):
+                return Check(name, None, f"{uuid} is {request.mime_type}, not a type copy spec {spec.name} copies")
+            service = copying.copy_service(self.ctx)
             with copying.logs_to(self.ctx):
-                verified = service.copy_and_verify(request, self.ctx.keys(), Deadline(copying.DEFAULT_TIMEOUT_SECONDS))
+                deadline = Deadline(copying.DEFAULT_TIMEOUT_SECONDS)
+                verified = service.copy_and_verify(request, spec, self.ctx.keys(), deadline)
         except CopyFailure as failure:
             fix = {
-                Reason.STORAGE_NOT_FOUND: "check UploadcareStorageName (--storage) against the project's storages",
-                Reason.UNEXPECTED_BUCKET: "the storage points at another bucket: align TargetBucketName (--bucket)",
+                Reason.STORAGE_NOT_FOUND: f"check the storage name {spec.target!r} against the project's storages",
+                Reason.UNEXPECTED_BUCKET: f"storage {spec.target!r} points at another bucket than {spec.bucket}",
                 Reason.NOT_FOUND: "give the UUID of a file that exists in this project",
             }.get(failure.reason, "see docs/design.md, Failure reasons")
             return Check(name, False, f"{uuid}: {failure.reason}: {failure.detail}", fix)

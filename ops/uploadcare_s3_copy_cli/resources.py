@@ -17,9 +17,10 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from uploadcare_s3_copy.copier.patterns import PatternError, validate_pattern
-from uploadcare_s3_copy.copier.settings import DEFAULT_PATTERN
+from uploadcare_s3_copy.ledger import DEFAULT_SPEC
+from uploadcare_s3_copy.patterns import PatternError, validate_pattern
 from uploadcare_s3_copy.settings import DEFAULT_API_URL, parse_bool
+from uploadcare_s3_copy.specs import DEFAULT_PATTERN, CopySpec, CopySpecsError, parse_copy_specs
 from uploadcare_s3_copy_cli.base import UsageError
 
 STACK_ENV = "UPLOADCARE_S3_COPY_STACK"
@@ -68,6 +69,20 @@ SETTINGS = (
     Setting(
         "skip_derived", "--skip-derived", "SKIP_DERIVED", "true/false: derived files skipped", parameter="SkipDerived"
     ),
+    Setting(
+        "copy_specs",
+        "--copy-specs",
+        "COPY_SPECS",
+        "the copy specs, JSON (unset: one spec from storage, bucket, prefix, pattern)",
+        parameter="CopySpecs",
+    ),
+    Setting(
+        "extra_buckets",
+        "--extra-buckets",
+        "EXTRA_TARGET_BUCKETS",
+        "comma-separated buckets the copier may verify in besides --bucket",
+        parameter="ExtraTargetBuckets",
+    ),
 )
 SETTINGS_BY_NAME = {setting.name: setting for setting in SETTINGS}
 
@@ -95,6 +110,31 @@ class Resources:
     webhook_url: str | None = None
     ledger_table: str | None = None
     skip_derived: bool = False
+    copy_specs: str | None = None
+    extra_buckets: tuple[str, ...] = ()
+    specs: tuple[CopySpec, ...] = ()  # COPY_SPECS parsed, else the one `original` spec from storage/bucket/...
+
+    @property
+    def spec_names(self) -> tuple[str, ...]:
+        return tuple(spec.name for spec in self.specs)
+
+    def select_specs(self, names: list[str] | None) -> tuple[CopySpec, ...]:
+        """The specs `--spec` names (all of them without it); an unknown name is a usage error naming the valid
+        ones."""
+        if not names:
+            return self.specs
+        wanted = list(dict.fromkeys(name.strip() for group in names for name in group.split(",") if name.strip()))
+        unknown = [name for name in wanted if name not in self.spec_names]
+        if unknown:
+            raise UsageError(
+                f"no copy spec {', '.join(map(repr, unknown))}: this deployment has {', '.join(self.spec_names)}"
+            )
+        return tuple(spec for spec in self.specs if spec.name in wanted)
+
+    def require_spec_targets(self, command: str) -> None:
+        """A command that copies needs each spec's storage and bucket: COPY_SPECS has them, else --storage/--bucket."""
+        if not self.copy_specs:
+            self.require(command, "secret_id", "bucket", "storage")
 
     def missing(self, *names: str) -> list[Setting]:
         return [SETTINGS_BY_NAME[name] for name in names if not getattr(self, name)]
@@ -107,6 +147,9 @@ class Resources:
             raise UsageError(f"{command} needs {how}; or --stack NAME (or ${STACK_ENV}) to read them all")
 
 
+_METAVARS = {"make_public": "BOOL", "skip_derived": "BOOL", "copy_specs": "JSON", "extra_buckets": "BUCKETS"}
+
+
 def add_resource_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group(
         "stack resources",
@@ -116,7 +159,7 @@ def add_resource_options(parser: argparse.ArgumentParser) -> None:
         "--stack", metavar="NAME", help=f"a deployed stack: read its outputs and parameters [${STACK_ENV}]"
     )
     for setting in SETTINGS:
-        metavar = "BOOL" if setting.name in ("make_public", "skip_derived") else setting.name.split("_")[0].upper()
+        metavar = _METAVARS.get(setting.name) or setting.name.split("_")[0].upper()
         group.add_argument(
             setting.flag,
             dest=setting.name,
@@ -174,6 +217,7 @@ def _typed(stack: str | None, raw: Mapping[str, str | None]) -> Resources:
         validate_pattern(pattern)
     except PatternError as error:
         problems.append(f"pattern {pattern!r}: {error}")
+    specs = _specs(raw, pattern, problems)
     flags = {"make_public": False, "skip_derived": False}
     for name in flags:
         if raw[name]:
@@ -198,4 +242,22 @@ def _typed(stack: str | None, raw: Mapping[str, str | None]) -> Resources:
         webhook_url=raw["webhook_url"],
         ledger_table=raw["ledger_table"],
         skip_derived=flags["skip_derived"],
+        copy_specs=raw["copy_specs"],
+        extra_buckets=tuple(name.strip() for name in (raw["extra_buckets"] or "").split(",") if name.strip()),
+        specs=specs,
+    )
+
+
+def _specs(raw: Mapping[str, str | None], pattern: str, problems: list[str]) -> tuple[CopySpec, ...]:
+    if raw["copy_specs"]:
+        try:
+            return parse_copy_specs(str(raw["copy_specs"]))
+        except CopySpecsError as error:
+            problems.extend(error.problems)
+            return ()
+    make_public = str(raw["make_public"] or "").strip().lower() in ("true", "1", "yes")
+    return (
+        CopySpec(
+            DEFAULT_SPEC, raw["storage"] or "", raw["bucket"] or "", raw["prefix"] or "", pattern, "", make_public
+        ),
     )

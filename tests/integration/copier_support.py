@@ -17,11 +17,11 @@ import handle_copy
 from devkit.emulator import EmulatedFile, Storage, UploadcareEmulator
 from devkit.local_resources import LocalStack, StackSpec, create_stack, read_queue
 from devkit.sqs_poller import PollStats, drain, poll_once
-from uploadcare_s3_copy.copier.patterns import predict_key
 from uploadcare_s3_copy.copier.rules import AFTER_COPY_SECONDS, MIN_CALL_SECONDS, SAFETY_MARGIN_SECONDS
 from uploadcare_s3_copy.copy_request import CopyRequest
 from uploadcare_s3_copy.ledger import DEFAULT_SPEC, Ledger, LedgerItem
 from uploadcare_s3_copy.observability import metrics
+from uploadcare_s3_copy.patterns import predict_key
 
 PUBLIC_KEY = "copier-public-key"
 SECRET_KEY = "copier-secret-key"

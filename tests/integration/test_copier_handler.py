@@ -282,12 +282,21 @@ def test_metrics_count_outcomes_and_failures_by_reason(
 
     blobs = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
     by_reason = [b for b in blobs if b.get("reason") == "verification_failed"]
-    batch = next(b for b in blobs if "CopySucceeded" in b)
+    batch = next(b for b in blobs if "CopySucceeded" in b and "spec" not in b)
     assert batch["CopySucceeded"] == [1.0]
     assert batch["CopyFailed"] == [1.0]
     assert batch["VerificationFailed"] == [1.0]
     assert batch["BytesCopied"] == [10.0]
     assert [b["CopyFailed"] for b in by_reason] == [[1.0]]
+    # and once more by copy spec (dimension `spec`), one blob per (metric, spec) of the batch
+    by_spec = {
+        (name, b["spec"]): b[name]
+        for b in blobs
+        if "spec" in b
+        for name in ("CopySucceeded", "CopyFailed")
+        if name in b
+    }
+    assert by_spec == {("CopySucceeded", "original"): [1.0], ("CopyFailed", "original"): [1.0]}
 
 
 def test_a_throttled_record_that_cannot_wait_returns_after_the_backoff_not_the_visibility_timeout(

@@ -4,6 +4,7 @@ Real DynamoDB semantics from the moto server; its faults injected in front of it
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import replace
 
@@ -221,11 +222,16 @@ def test_a_request_for_a_spec_this_deployment_lacks_is_parked_without_a_call_or_
     assert copier.ledger_item(file) is None
 
 
-def test_a_request_naming_the_original_spec_among_others_is_copied(copier: CopierHarness) -> None:
+def test_a_request_naming_the_original_spec_among_others_is_copied_and_the_unknown_one_parked(
+    copier: CopierHarness,
+) -> None:
     file = copier.add_file(size=6)
     copier.send_body(copier.request_for(file).for_specs(("thumbnail", DEFAULT_SPEC)).to_message())
 
     copier.drain()
 
     assert_verified_once(copier, file)
-    assert copier.dead_letters() == []
+    [message] = copier.dead_letters()  # the name no spec of this deployment has, on its own
+    assert reason_of(message) == "unknown_spec"
+    assert message["MessageAttributes"]["spec"]["StringValue"] == "thumbnail"
+    assert json.loads(message["Body"])["specs"] == ["thumbnail"]

@@ -20,7 +20,7 @@ from tests.integration.conftest import (
     EMULATOR_STORAGE,
 )
 from tests.integration.emulator_support import at_most, bucket_of
-from uploadcare_s3_copy.copier.patterns import predict_key
+from uploadcare_s3_copy.patterns import predict_key
 from uploadcare_s3_copy.reasons import CopyFailure, PermanentFailure, Reason, TransientFailure
 from uploadcare_s3_copy.s3location import S3Location
 from uploadcare_s3_copy.uploadcare import (

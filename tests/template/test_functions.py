@@ -131,11 +131,12 @@ def test_webhook_defaults_make_a_valid_configuration() -> None:
 def test_copier_defaults_make_a_valid_configuration() -> None:
     settings = load_copier_settings(deployed_environment("CopierFunction"))
 
-    assert settings.make_public is False
-    assert settings.copy_pattern == "${default}"
+    (spec,) = settings.specs
+    assert spec.make_public is False
+    assert spec.pattern == "${default}"
     assert settings.api_url == "https://api.uploadcare.com/"
-    assert settings.target_bucket == "my-uploads"
-    assert settings.target_prefix == ""
+    assert spec.bucket == "my-uploads"
+    assert spec.prefix == ""
     assert settings.copy_concurrency == 10
 
 

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from devkit.cfn_template import sub_references
 from tests.template.support import function_environment, functions, parameter, stack, template
-from uploadcare_s3_copy.copier.patterns import PLACEHOLDERS, PatternError, validate_pattern
+from uploadcare_s3_copy.patterns import PLACEHOLDERS, PatternError, validate_pattern
 
 # Properties that fix a resource's physical name; a literal one collides with a second stack in the account.
 NAME_PROPERTIES = frozenset(

@@ -22,9 +22,12 @@ def test_copier_defaults_apply_when_only_the_required_variables_are_set() -> Non
     settings = load_copier_settings(COPIER_ENV)
 
     assert settings.api_url == DEFAULT_API_URL
-    assert settings.copy_pattern == "${default}"
-    assert settings.make_public is False
-    assert settings.target_prefix == ""
+    (spec,) = settings.specs
+    assert (spec.name, spec.target, spec.bucket) == ("original", "mystorage", "my-bucket")
+    assert spec.pattern == "${default}"
+    assert spec.make_public is False
+    assert spec.prefix == ""
+    assert spec.effects == ""
     assert settings.idempotency_ttl_seconds > 72 * 3600
 
 
@@ -71,7 +74,9 @@ def test_settings_are_frozen() -> None:
     settings = load_copier_settings(COPIER_ENV)
 
     with pytest.raises(AttributeError):
-        settings.copy_target = "other"  # type: ignore[misc]
+        settings.copy_queue_url = "other"  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        settings.specs[0].target = "other"  # type: ignore[misc]
 
 
 def test_webhook_settings() -> None:

@@ -29,6 +29,7 @@ from uploadcare_s3_copy.copy_request import CopyRequest
 from uploadcare_s3_copy.reasons import CopyFailure, PermanentFailure, Reason, TransientFailure
 from uploadcare_s3_copy.s3location import S3Location
 from uploadcare_s3_copy.secrets import UploadcareKeys
+from uploadcare_s3_copy.specs import CopySpec
 from uploadcare_s3_copy.uploadcare import CopyStatus, RemoteCopyResult, UploadcareAuthError, classify_error
 
 UUID = "03ccf9ab-f266-43fb-973d-a6529c55c2ae"
@@ -120,6 +121,7 @@ def run(
     objects: dict[tuple[str, str], int],
     *,
     req: CopyRequest | None = None,
+    spec: CopySpec | None = None,
     seconds_left: float = 60,
     s3_error: Exception | None = None,
     fresh_keys: UploadcareKeys = KEYS,
@@ -136,7 +138,6 @@ def run(
             on_sleep(seconds)
 
     service = CopyService(
-        SETTINGS,
         s3=s3,
         key_store=FakeKeyStore(fresh_keys),  # type: ignore[arg-type]
         client_factory=lambda keys: uploadcare,  # type: ignore[arg-type,return-value]
@@ -144,7 +145,7 @@ def run(
     )
     try:
         outcome: Verified | CopyFailure = service.copy_and_verify(
-            req or request(), KEYS, Deadline(seconds_left), receive_count
+            req or request(), spec or SETTINGS.specs[0], KEYS, Deadline(seconds_left), receive_count
         )
     except CopyFailure as failure:
         outcome = failure
@@ -426,3 +427,66 @@ def test_the_default_retry_budget_rides_out_an_hour_of_trouble() -> None:
     assert retry_budget_seconds(10) == 15 + 30 + 60 + 120 + 240 + 480 + 900 + 900 + 900
     assert retry_budget_seconds(10) >= 3600
     assert retry_budget_seconds(5) < 3600
+
+
+# --- copy specs: processed versions and the storage's own pattern ---------------------------------------------
+
+WEB = CopySpec("web", "cdn-storage", BUCKET, "web/", "${uuid}/${auto_filename}", "-/resize/100x/")
+WEB_KEY = f"web/{UUID}/myphoto-/resize/100x/.jpg"
+OWN_PATTERN = CopySpec("own", "mystorage", BUCKET, "uploads/", None)
+
+
+def test_a_processed_version_is_copied_from_uuid_and_effects_and_proved_by_any_size() -> None:
+    outcome, uploadcare, _s3, _slept = run([copied(None)], {(BUCKET, WEB_KEY): 17}, spec=WEB)
+
+    assert isinstance(outcome, Verified)
+    assert (outcome.key, outcome.size) == (WEB_KEY, 17)  # the version's own size, not the original's
+    assert uploadcare.calls[0]["source"] == f"{UUID}/-/resize/100x/"
+    assert uploadcare.calls[0]["target"] == "cdn-storage"
+    assert uploadcare.calls[0]["pattern"] == "${uuid}/${auto_filename}"
+
+
+def test_an_empty_processed_version_is_not_a_proof() -> None:
+    outcome, _uploadcare, _s3, _slept = run([copied(f"s3://{BUCKET}/{WEB_KEY}")], {(BUCKET, WEB_KEY): 0}, spec=WEB)
+
+    assert isinstance(outcome, CopyFailure)
+    assert outcome.reason is Reason.VERIFICATION_FAILED
+    assert "empty" in outcome.detail
+
+
+def test_a_processed_version_predicted_wrongly_is_verification_failed() -> None:
+    elsewhere = {(BUCKET, f"web/{UUID}/myphoto.jpg"): 17}  # where a pattern without ${effects} would have put it
+
+    outcome, _uploadcare, _s3, _slept = run([exists(None)], elsewhere, spec=WEB)
+
+    assert isinstance(outcome, CopyFailure)
+    assert outcome.reason is Reason.VERIFICATION_FAILED
+
+
+def test_a_processed_version_of_a_file_over_5_gb_is_still_tried() -> None:
+    big = request(size=6 * 1024**3)
+
+    outcome, uploadcare, _s3, _slept = run([copied(None)], {(BUCKET, WEB_KEY): 17}, req=big, spec=WEB)
+
+    assert isinstance(outcome, Verified)
+    assert len(uploadcare.calls) == 1
+
+
+def test_the_storages_own_pattern_sends_no_pattern_and_verifies_from_result() -> None:
+    key = f"uploads/anything/{UUID}"
+
+    outcome, uploadcare, _s3, _slept = run([copied(f"s3://{BUCKET}/{key}")], {(BUCKET, key): SIZE}, spec=OWN_PATTERN)
+
+    assert isinstance(outcome, Verified)
+    assert outcome.key == key
+    assert uploadcare.calls[0]["pattern"] is None
+
+
+def test_the_storages_own_pattern_without_result_cannot_be_verified() -> None:
+    outcome, _uploadcare, s3, _slept = run([exists(None)], {(BUCKET, PREDICTED): SIZE}, spec=OWN_PATTERN)
+
+    assert isinstance(outcome, CopyFailure)
+    assert outcome.reason is Reason.VERIFICATION_FAILED
+    assert "without `result`" in outcome.detail
+    assert "sends no pattern" in outcome.detail
+    assert s3.heads == []  # no guess is looked for

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from uploadcare_s3_copy.copier.patterns import PatternError, predict_key, validate_pattern
+from uploadcare_s3_copy.patterns import PatternError, predict_key, validate_pattern
 
 UUID = "03ccf9ab-f266-43fb-973d-a6529c55c2ae"
 

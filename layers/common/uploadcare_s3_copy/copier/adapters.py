@@ -48,19 +48,22 @@ class Redelivery:
 
 
 class DeadLetters:
-    """Sends a permanently failed request to the DLQ: the original body unchanged, the reason as attributes."""
+    """Sends a permanently failed request to the DLQ: the body (narrowed to the failed spec by the copier when
+    the request was for several), the reason, detail, uuid and spec as attributes."""
 
     def __init__(self, sqs: Any, dlq_url: str) -> None:
         self._sqs = sqs
         self._dlq_url = dlq_url
 
-    def send(self, body: str, failure: CopyFailure, uuid: str | None) -> None:
+    def send(self, body: str, failure: CopyFailure, uuid: str | None, *, spec: str | None = None) -> None:
         attributes = {
             "reason": {"DataType": "String", "StringValue": str(failure.reason)},
             "detail": {"DataType": "String", "StringValue": failure.detail[:DLQ_DETAIL_LIMIT] or "-"},
         }
         if uuid:
             attributes["uuid"] = {"DataType": "String", "StringValue": uuid}
+        if spec:
+            attributes["spec"] = {"DataType": "String", "StringValue": spec}
         if failure.request_id:
             attributes["uploadcare_request_id"] = {"DataType": "String", "StringValue": failure.request_id}
         self._sqs.send_message(QueueUrl=self._dlq_url, MessageBody=body, MessageAttributes=attributes)

@@ -1,11 +1,15 @@
 """The copier function's wiring: one SQS batch of copy requests -> remote copies proved with head_object, or the
 DLQ with a reason (docs/design.md, "Copier: one record's outcomes"). Per record:
   1. parse the copy request (a malformed one goes straight to the DLQ: `invalid_copy_request`);
-  2. Powertools idempotency keyed on file UUID + target + pattern + effects (never the SQS message id, which
-     changes on every redelivery): a finished copy is not repeated, a copy in progress elsewhere is retried later;
-  3. `CopyService`: the remote copy and its proof;
-  4. success | transient (batch item failure: SQS redelivers) | permanent (sent to the DLQ with `reason` and
-     `detail`, then reported done; if that send fails, reported failed so nothing is lost).
+  2. fan it out to its copy specs (the request's `specs`, else every spec of the deployment): each (file, spec) is
+     its own unit of work, and the specs of one record run concurrently;
+  3. per (file, spec): the ledger (a verified copy costs no call), then Powertools idempotency keyed on file UUID +
+     target + pattern + effects (never the SQS message id, which changes on every redelivery): a finished copy is
+     not repeated, a copy in progress elsewhere is retried later; then `CopyService`: the remote copy and its proof;
+  4. per (file, spec): success | transient | permanent (sent to the DLQ with `reason`, `detail` and `spec`, the body
+     narrowed to that spec, then done; if that send fails, given back so nothing is lost). The record is given back
+     (a batch item failure: SQS redelivers) when any of its specs is; the redelivery finds the others settled in
+     the ledger, at no Uploadcare call.
 Records of a batch run concurrently on a bounded thread pool: each spends its time waiting on the network.
 """
 
@@ -13,6 +17,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -43,14 +48,12 @@ from uploadcare_s3_copy.copier.rules import (
     AWS_READ_SECONDS,
     Deadline,
     hold_delay,
-    idempotency_key,
     retry_delay,
 )
 from uploadcare_s3_copy.copier.service import CopyService
 from uploadcare_s3_copy.copier.settings import CopierSettings, load_copier_settings
 from uploadcare_s3_copy.copy_request import CopyRequest, InvalidCopyRequest, now_iso
 from uploadcare_s3_copy.ledger import (
-    DEFAULT_SPEC,
     Ledger,
     LedgerItem,
     LedgerStatus,
@@ -66,6 +69,7 @@ from uploadcare_s3_copy.secrets import (
     UploadcareKeys,
     secrets_manager_fetcher,
 )
+from uploadcare_s3_copy.specs import CopySpec
 from uploadcare_s3_copy.uploadcare.auth import Credentials
 from uploadcare_s3_copy.uploadcare.client import UploadcareClient, new_pool
 
@@ -73,6 +77,7 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
 IDEMPOTENCY_KEY_PREFIX = "uploadcare-s3-copy"
+MAX_COPIES_IN_FLIGHT = 50
 COPIER_SECRET_FIELDS = ("public_key", "secret_key")
 
 
@@ -126,6 +131,8 @@ class Copier:
             key_prefix=IDEMPOTENCY_KEY_PREFIX,
         )
         self._pool = ThreadPoolExecutor(max_workers=settings.copy_concurrency, thread_name_prefix="copy")
+        # The specs of one record run concurrently too, so that a batch with five specs is not five times slower.
+        self._spec_pool = ThreadPoolExecutor(max_workers=copies_in_flight(settings), thread_name_prefix="spec")
         self._ran = threading.local()
 
     def handle(self, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
@@ -148,16 +155,19 @@ class Copier:
 
         def record_handler(record: SQSRecord) -> str:
             if keys is None:
-                outcome = RecordOutcome("retry", None, 0.0, reason=Reason.AWS_UNAVAILABLE)
+                ended = [RecordOutcome("retry", None, 0.0, reason=Reason.AWS_UNAVAILABLE)]
             else:
-                outcome = self.process_record(record, keys, deadline, known)
-            outcomes.append(outcome)
-            if outcome.give_back:
+                ended = self.process_record(record, keys, deadline, known)
+            outcomes.extend(ended)
+            back = [outcome for outcome in ended if outcome.give_back]
+            if back:  # any (file, spec) given back gives the record back; its settled specs cost nothing next time
                 count = receive_count(record)
-                delay = retry_delay(outcome.retry_after, count)
-                given_back.append((record.receipt_handle, delay, outcome.hold_until))
-                raise RetryLater(f"{outcome.reason}: given back to the queue")
-            return outcome.outcome
+                waits = [outcome.retry_after for outcome in back if outcome.retry_after is not None]
+                holds = [outcome.hold_until for outcome in back if outcome.hold_until is not None]
+                delay = retry_delay(max(waits) if waits else None, count)
+                given_back.append((record.receipt_handle, delay, max(holds) if holds else None))
+                raise RetryLater(f"{', '.join(sorted({str(o.reason) for o in back}))}: given back to the queue")
+            return ",".join(outcome.outcome for outcome in ended)
 
         response = process_partial_response(event, record_handler, ConcurrentBatchProcessor(self._pool), context)
         if self._redelivery is not None and given_back:
@@ -174,48 +184,110 @@ class Copier:
         return dict(response)
 
     def _look_up_batch(self, event: dict[str, Any]) -> LedgerView | None:
-        """The ledger items of the whole batch in one BatchGetItem, on the main thread. None if that fails: each
-        record then looks its own item up (and is given back if that fails too)."""
+        """The ledger items of the whole batch (every record's specs) in one BatchGetItem, on the main thread. None
+        if that fails: each (file, spec) then looks its own item up (and is given back if that fails too)."""
         wanted: list[tuple[str, str]] = []
         for raw in event.get("Records", []):
             try:
-                wanted.append((CopyRequest.from_message(str(raw.get("body", ""))).uuid, DEFAULT_SPEC))
+                request = CopyRequest.from_message(str(raw.get("body", "")))
             except InvalidCopyRequest:
                 continue  # parked by its record handler
+            specs, _unknown = self._specs_of(request)
+            wanted.extend((request.uuid, spec.name) for spec in specs if spec.applies_to(request.mime_type))
         if not wanted:
             return None
         try:
             return self._ledger.get_many(wanted)
         except LedgerUnavailableError as error:
-            logger.warning("Copy ledger batch lookup failed; each record looks itself up", extra={"error": str(error)})
+            logger.warning("Copy ledger batch lookup failed; each copy looks itself up", extra={"error": str(error)})
             return None
+
+    def _specs_of(self, request: CopyRequest) -> tuple[list[CopySpec], list[str]]:
+        """The deployment's specs a request is for (all, without `specs`), and the names it gives that are none."""
+        if request.specs is None:
+            return list(self.settings.specs), []
+        specs = [spec for spec in self.settings.specs if spec.name in request.specs]
+        known = {spec.name for spec in specs}
+        return specs, [name for name in request.specs if name not in known]
 
     def process_record(
         self, record: SQSRecord, keys: UploadcareKeys, deadline: Deadline, known: LedgerView | None = None
-    ) -> RecordOutcome:
+    ) -> list[RecordOutcome]:
+        """One outcome per (file, spec) of the record; the specs of one record run concurrently."""
         started = time.monotonic()
         try:
             request = CopyRequest.from_message(record.body)
         except InvalidCopyRequest as error:
-            return self._dead_letter(record, None, PermanentFailure(Reason.INVALID_COPY_REQUEST, str(error)), started)
-        logger.thread_safe_append_keys(file_uuid=request.uuid, message_id=record.message_id)
-        copy_key = idempotency_key(request, self.settings)
+            failure = PermanentFailure(Reason.INVALID_COPY_REQUEST, str(error))
+            return [self._dead_letter(record, None, None, failure, started)]
+        specs, unknown = self._specs_of(request)
+        outcomes: list[RecordOutcome] = []
+        if unknown:
+            failure = PermanentFailure(
+                Reason.UNKNOWN_SPEC,
+                f"the request is for copy specs {', '.join(unknown)}; this deployment has "
+                f"{', '.join(self.settings.spec_names)}",
+            )
+            outcomes.append(self._dead_letter(record, request, tuple(unknown), failure, started))
+        wanted: list[CopySpec] = []
+        for spec in specs:
+            if spec.applies_to(request.mime_type):
+                wanted.append(spec)
+            else:
+                logger.info(
+                    "Not a file this copy spec copies: skipped",
+                    extra={"file_uuid": request.uuid, "spec": spec.name, "mime_type": request.mime_type},
+                )
+                outcomes.append(RecordOutcome("skipped", request.uuid, 0.0, spec=spec.name))
+        if len(wanted) == 1:
+            outcomes.append(self._process_spec(record, request, wanted[0], keys, deadline, known))
+        elif wanted:
+            futures = [
+                self._spec_pool.submit(self._process_spec, record, request, spec, keys, deadline, known)
+                for spec in wanted
+            ]
+            outcomes.extend(future.result() for future in futures)
+        return outcomes
+
+    def _process_spec(
+        self,
+        record: SQSRecord,
+        request: CopyRequest,
+        spec: CopySpec,
+        keys: UploadcareKeys,
+        deadline: Deadline,
+        known: LedgerView | None,
+    ) -> RecordOutcome:
+        started = time.monotonic()
+        logger.thread_safe_append_keys(file_uuid=request.uuid, message_id=record.message_id, spec=spec.name)
+        copy_key = spec.idempotency_key(request.uuid)
         run = _Run()
         self._ran.value = run
         try:
-            settled = self._settled_without_copy(request, deadline, started, known)
+            settled = self._settled_without_copy(request, spec, deadline, started, known)
             if settled is not None:
                 return settled
             stored = self._copy_once(
-                copy_key=copy_key, request=request, keys=keys, deadline=deadline, receive_count=receive_count(record)
+                copy_key=copy_key,
+                request=request,
+                spec=spec,
+                keys=keys,
+                deadline=deadline,
+                receive_count=receive_count(record),
             )
             if not run.ran:
                 logger.info("Duplicate copy request: already copied and verified", extra={"copy": stored})
-                return RecordOutcome("duplicate", request.uuid, time.monotonic() - started)
+                return RecordOutcome("duplicate", request.uuid, time.monotonic() - started, spec=spec.name)
             logger.info("Copy verified", extra={"copy": stored})
-            return RecordOutcome(str(stored["status"]), request.uuid, time.monotonic() - started, size=request.size)
+            return RecordOutcome(
+                str(stored["status"]),
+                request.uuid,
+                time.monotonic() - started,
+                size=int(stored["size"]),
+                spec=spec.name,
+            )
         except PermanentFailure as failure:
-            return self._dead_letter(record, request, failure, started)
+            return self._dead_letter(record, request, (spec.name,), failure, started)
         except TransientFailure as failure:
             logger.warning(
                 "Copy failed for now; given back to the queue",
@@ -227,6 +299,7 @@ class Copier:
                 time.monotonic() - started,
                 reason=failure.reason,
                 retry_after=failure.retry_after,
+                spec=spec.name,
             )
         except IdempotencyAlreadyInProgressError:
             hold_until = self._in_progress_window_end(copy_key, deadline)
@@ -235,29 +308,30 @@ class Copier:
                 extra={"seconds": round(hold_until - time.monotonic(), 1)},
             )
             return RecordOutcome(
-                "retry", request.uuid, time.monotonic() - started, reason=Reason.IN_PROGRESS, hold_until=hold_until
+                "retry",
+                request.uuid,
+                time.monotonic() - started,
+                reason=Reason.IN_PROGRESS,
+                hold_until=hold_until,
+                spec=spec.name,
             )
         except IdempotencyPersistenceLayerError as error:
-            return self._persistence_failed(record, request, run, error, deadline, started)
+            return self._persistence_failed(record, request, spec, run, error, deadline, started)
         finally:
             logger.thread_safe_clear_keys()
 
     def _settled_without_copy(
-        self, request: CopyRequest, deadline: Deadline, started: float, known: LedgerView | None
+        self, request: CopyRequest, spec: CopySpec, deadline: Deadline, started: float, known: LedgerView | None
     ) -> RecordOutcome | None:
         """Given back when no call can start in time; done when the ledger already proves the copy (however long
         ago: no Uploadcare call); None when the copy must be tried. The batch's lookup answers if it covered this
-        record, else its own GetItem. Raises TransientFailure if the ledger cannot be read, PermanentFailure when the
-        request is for no copy spec of this deployment."""
-        if request.specs is not None and DEFAULT_SPEC not in request.specs:
-            raise PermanentFailure(
-                Reason.UNKNOWN_SPEC,
-                f"the request is for copy specs {', '.join(request.specs)}; this deployment has only {DEFAULT_SPEC!r}",
-            )
+        (file, spec), else its own GetItem. Raises TransientFailure if the ledger cannot be read."""
         if not deadline.allows_aws_call():
             logger.info("No time left in this invocation to start the copy; given back")
-            return RecordOutcome("retry", request.uuid, time.monotonic() - started, reason=Reason.TIMEOUT)
-        key = (request.uuid, DEFAULT_SPEC)
+            return RecordOutcome(
+                "retry", request.uuid, time.monotonic() - started, reason=Reason.TIMEOUT, spec=spec.name
+            )
+        key = (request.uuid, spec.name)
         if known is not None and key in known.looked_up:
             proven = known.items.get(key)
         else:
@@ -271,12 +345,13 @@ class Copier:
             "Already verified in the ledger: no Uploadcare call",
             extra={"copy": {"bucket": proven.bucket, "key": proven.key, "verified_at": proven.verified_at}},
         )
-        return RecordOutcome("duplicate", request.uuid, time.monotonic() - started)
+        return RecordOutcome("duplicate", request.uuid, time.monotonic() - started, spec=spec.name)
 
     def _persistence_failed(
         self,
         record: SQSRecord,
         request: CopyRequest,
+        spec: CopySpec,
         run: _Run,
         error: IdempotencyPersistenceLayerError,
         deadline: Deadline,
@@ -291,21 +366,23 @@ class Copier:
         cause = type(error.__cause__).__name__ if error.__cause__ else type(error).__name__
         if not run.ran:
             logger.warning("Idempotency table unavailable; given back", extra={"error": cause})
-            return RecordOutcome("retry", request.uuid, seconds, reason=Reason.AWS_UNAVAILABLE)
+            return RecordOutcome("retry", request.uuid, seconds, reason=Reason.AWS_UNAVAILABLE, spec=spec.name)
         if isinstance(run.failure, PermanentFailure):
             logger.warning("Idempotency record not deleted after a permanent failure", extra={"error": cause})
-            return self._dead_letter(record, request, run.failure, started)
+            return self._dead_letter(record, request, (spec.name,), run.failure, started)
         if run.verified is not None:
             logger.warning(
                 "Copy verified and in the ledger, but its idempotency record was not saved: done (the ledger "
                 "settles any redelivery)",
                 extra={"copy": run.verified, "error": cause},
             )
-            return RecordOutcome(str(run.verified["status"]), request.uuid, seconds, size=request.size)
+            return RecordOutcome(
+                str(run.verified["status"]), request.uuid, seconds, size=int(run.verified["size"]), spec=spec.name
+            )
         logger.warning("Idempotency record not deleted after a transient failure", extra={"error": cause})
         reason = run.failure.reason if run.failure is not None else Reason.AWS_UNAVAILABLE
         hold_until = time.monotonic() + deadline.invocation_left()
-        return RecordOutcome("retry", request.uuid, seconds, reason=reason, hold_until=hold_until)
+        return RecordOutcome("retry", request.uuid, seconds, reason=reason, hold_until=hold_until, spec=spec.name)
 
     def _in_progress_window_end(self, copy_key: dict[str, str], deadline: Deadline) -> float:
         """When the other invocation's in-progress window ends (time.monotonic()), read from its record; at worst
@@ -327,6 +404,7 @@ class Copier:
         self,
         copy_key: dict[str, str],
         request: CopyRequest,
+        spec: CopySpec,
         keys: UploadcareKeys,
         deadline: Deadline,
         receive_count: int,
@@ -335,8 +413,8 @@ class Copier:
         run: _Run = self._ran.value
         run.ran = True
         try:
-            proof = self._service.copy_and_verify(request, keys, deadline, receive_count)
-            self._record_verified(request, proof)
+            proof = self._service.copy_and_verify(request, spec, keys, deadline, receive_count)
+            self._record_verified(request, spec.name, proof)
         except CopyFailure as failure:
             run.failure = failure
             raise
@@ -344,13 +422,13 @@ class Copier:
         run.verified = verified
         return verified
 
-    def _record_verified(self, request: CopyRequest, proof: Verified) -> None:
+    def _record_verified(self, request: CopyRequest, spec: str, proof: Verified) -> None:
         """The ledger item, written after the proof and before the record is reported done. If it cannot be
         written the record is given back: the redelivery finds the copy already there and writes it then."""
         now = now_iso()
         item = LedgerItem(
             uuid=request.uuid,
-            spec=DEFAULT_SPEC,
+            spec=spec,
             status=LedgerStatus.VERIFIED,
             updated_at=now,
             bucket=proof.bucket,
@@ -367,12 +445,12 @@ class Copier:
         except LedgerUnavailableError as error:
             raise TransientFailure(Reason.AWS_UNAVAILABLE, f"copy verified, ledger not written: {error}") from error
 
-    def _record_dead_lettered(self, request: CopyRequest, failure: CopyFailure) -> None:
+    def _record_dead_lettered(self, request: CopyRequest, spec: str, failure: CopyFailure) -> None:
         """Best effort: the DLQ message is the record of a parked request; the ledger item lets the reconciler and
         `audit` count it. A verified item is never replaced (`Ledger.put`)."""
         item = LedgerItem(
             uuid=request.uuid,
-            spec=DEFAULT_SPEC,
+            spec=spec,
             status=LedgerStatus.DEAD_LETTERED,
             updated_at=now_iso(),
             origin=request.origin,
@@ -385,25 +463,50 @@ class Copier:
             logger.warning("Parked, but the ledger item was not written", extra={"error": str(error)})
 
     def _dead_letter(
-        self, record: SQSRecord, request: CopyRequest | None, failure: CopyFailure, started: float
+        self,
+        record: SQSRecord,
+        request: CopyRequest | None,
+        specs: tuple[str, ...] | None,
+        failure: CopyFailure,
+        started: float,
     ) -> RecordOutcome:
+        """Parks what failed: the record's body as it came when it is for exactly these specs, else narrowed to them
+        (`specs`), so a `dlq redrive` copies only what failed. The `spec` attribute names them."""
         uuid = request.uuid if request else None
-        extra = {"reason": str(failure.reason), "detail": failure.detail, "status": failure.status}
+        spec = ",".join(specs) if specs else None
+        extra = {"reason": str(failure.reason), "detail": failure.detail, "status": failure.status, "spec": spec}
+        body = record.body
+        if request is not None and specs is not None:
+            whole = request.specs if request.specs is not None else self.settings.spec_names
+            if tuple(whole) != specs:
+                body = request.for_specs(specs).to_message()
         try:
-            self._dead_letters.send(record.body, failure, uuid)
+            self._dead_letters.send(body, failure, uuid, spec=spec)
         except (ClientError, BotoCoreError):
             logger.error("DLQ send failed; the record is given back so it is not lost", extra=extra)
-            return RecordOutcome("retry", uuid, time.monotonic() - started, reason=Reason.AWS_UNAVAILABLE)
+            return RecordOutcome("retry", uuid, time.monotonic() - started, reason=Reason.AWS_UNAVAILABLE, spec=spec)
         logger.error("Copy failed permanently; sent to the dead-letter queue", extra=extra)
-        if request is not None and failure.reason is not Reason.UNKNOWN_SPEC:  # an item of no spec of this deployment
-            self._record_dead_lettered(request, failure)
-        return RecordOutcome("dead_lettered", uuid, time.monotonic() - started, reason=failure.reason)
+        if request is not None and specs and failure.reason is not Reason.UNKNOWN_SPEC:  # no item for no spec
+            for name in specs:
+                self._record_dead_lettered(request, name, failure)
+        return RecordOutcome("dead_lettered", uuid, time.monotonic() - started, reason=failure.reason, spec=spec)
 
     @staticmethod
     def _add_metrics(outcomes: list[RecordOutcome]) -> None:
-        names = {"copied": "CopySucceeded", "already_exists": "CopyAlreadyExisted", "duplicate": "CopyDuplicate"}
+        names = {
+            "copied": "CopySucceeded",
+            "already_exists": "CopyAlreadyExisted",
+            "duplicate": "CopyDuplicate",
+            "skipped": "CopySkipped",
+        }
+        by_spec: Counter[tuple[str, str]] = Counter()
         for outcome in outcomes:
-            if outcome.outcome in names:
+            name = names.get(outcome.outcome) or ("CopyFailed" if outcome.outcome == "dead_lettered" else "CopyRetried")
+            if outcome.spec and outcome.reason is not Reason.UNKNOWN_SPEC:
+                by_spec[(name, outcome.spec)] += 1
+            if outcome.outcome == "skipped":
+                metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
+            elif outcome.outcome in names:
                 metrics.add_metric(name=names[outcome.outcome], unit=MetricUnit.Count, value=1)
                 metrics.add_metric(name="CopyLatency", unit=MetricUnit.Milliseconds, value=outcome.seconds * 1000)
                 if outcome.outcome == "copied":
@@ -421,6 +524,15 @@ class Copier:
                         namespace=metrics.namespace,
                     ) as by_reason:
                         by_reason.add_dimension(name="reason", value=str(outcome.reason))
+        for (name, spec), count in sorted(by_spec.items()):  # the deployment's spec names: at most ten values
+            with single_metric(name=name, unit=MetricUnit.Count, value=count, namespace=metrics.namespace) as one:
+                one.add_dimension(name="spec", value=spec)
+
+
+def copies_in_flight(settings: CopierSettings) -> int:
+    """(file, spec) copies one invocation runs at once: COPY_CONCURRENCY records, each with its specs, at most
+    MAX_COPIES_IN_FLIGHT."""
+    return max(1, min(MAX_COPIES_IN_FLIGHT, settings.copy_concurrency * len(settings.specs)))
 
 
 def build_copier(environ: Mapping[str, str]) -> Copier:
@@ -430,7 +542,7 @@ def build_copier(environ: Mapping[str, str]) -> Copier:
     built here, on one thread, once per container."""
     settings = load_copier_settings(environ)
     # Clients are created once per container; boto3 honours AWS_ENDPOINT_URL for local servers by itself.
-    aws_config = aws_client_config(settings.copy_concurrency)
+    aws_config = aws_client_config(copies_in_flight(settings))
     s3 = boto3.client("s3", config=aws_config)
     sqs = boto3.client("sqs", config=aws_config)
     dynamodb = boto3.client("dynamodb", config=aws_config)
@@ -455,7 +567,7 @@ def build_copier(environ: Mapping[str, str]) -> Copier:
 
     return Copier(
         settings,
-        service=CopyService(settings, s3=s3, key_store=key_store, client_factory=client_factory),
+        service=CopyService(s3=s3, key_store=key_store, client_factory=client_factory),
         dead_letters=DeadLetters(sqs, settings.dlq_url),
         key_store=key_store,
         persistence=DynamoDBPersistenceLayer(

@@ -28,7 +28,7 @@ class Verified:
 class RecordOutcome:
     """What happened to one SQS record; metrics are added from these, on the main thread, after the batch."""
 
-    outcome: str  # copied | already_exists | duplicate | dead_lettered | retry
+    outcome: str  # copied | already_exists | duplicate | skipped | dead_lettered | retry
     uuid: str | None
     seconds: float
     reason: Reason | None = None
@@ -37,6 +37,7 @@ class RecordOutcome:
     # When giving back a record whose idempotency record stays INPROGRESS: the time.monotonic() at which that
     # in-progress window ends. The record must not come back before then (it would only be "in progress" again).
     hold_until: float | None = None
+    spec: str | None = None  # the copy spec (names joined by commas for a request parked for several)
 
     @property
     def give_back(self) -> bool:

@@ -10,11 +10,10 @@ from typing import TYPE_CHECKING
 
 import urllib3
 
-from uploadcare_s3_copy.copier.patterns import predict_key
-from uploadcare_s3_copy.copier.settings import CopierSettings
 from uploadcare_s3_copy.copy_request import CopyRequest
 from uploadcare_s3_copy.reasons import CopyFailure, PermanentFailure, Reason, TransientFailure
 from uploadcare_s3_copy.s3location import S3Location
+from uploadcare_s3_copy.specs import CopySpec
 from uploadcare_s3_copy.uploadcare.client import RemoteCopyResult
 
 if TYPE_CHECKING:
@@ -83,37 +82,46 @@ def hold_delay(seconds_left: float) -> int:
     return max(1, min(SQS_MAX_VISIBILITY_SECONDS, math.ceil(seconds_left) + IN_PROGRESS_MARGIN_SECONDS))
 
 
-def idempotency_key(request: CopyRequest, settings: CopierSettings) -> dict[str, str]:
-    """What makes two copy requests the same copy. Not the SQS message id: it changes on every redelivery."""
-    return {"uuid": request.uuid, "target": settings.copy_target, "pattern": settings.copy_pattern, "effects": ""}
-
-
-def locate_copy(result: RemoteCopyResult, request: CopyRequest, settings: CopierSettings) -> S3Location:
-    """Where the copy must be: Uploadcare's `result`, or (200 without one) the key predicted from the pattern."""
-    location = result.location or S3Location(
-        settings.target_bucket,
-        predict_key(settings.target_prefix, settings.copy_pattern, request.uuid, request.original_filename),
-    )
-    if location.bucket != settings.target_bucket:
+def locate_copy(result: RemoteCopyResult, request: CopyRequest, spec: CopySpec) -> S3Location:
+    """Where the copy must be: Uploadcare's `result`, or (200 without one) the key predicted from the spec's
+    pattern. A spec that sends no pattern (the storage's own applies) cannot predict: without `result` it is
+    `verification_failed`, never a guess."""
+    location = result.location
+    if location is None:
+        key = spec.predicted_key(request.uuid, request.original_filename)
+        if key is None:
+            raise PermanentFailure(
+                Reason.VERIFICATION_FAILED,
+                f"Uploadcare answered {result.status} without `result`, and copy spec {spec.name!r} sends no pattern "
+                "(the storage's own applies), so the key cannot be predicted: set a pattern to make it verifiable",
+            )
+        location = S3Location(spec.bucket, key)
+    if location.bucket != spec.bucket:
         raise PermanentFailure(
             Reason.UNEXPECTED_BUCKET,
-            f"Uploadcare copied to {location}, not into TARGET_BUCKET {settings.target_bucket}: "
-            f"does storage {settings.copy_target!r} point at another bucket?",
+            f"Uploadcare copied to {location}, not into bucket {spec.bucket} of copy spec {spec.name!r}: "
+            f"does storage {spec.target!r} point at another bucket?",
         )
     return location
 
 
-def missing_object(location: S3Location, expected_size: int, receive_count: int) -> CopyFailure:
+def missing_object(location: S3Location, expected_size: int | None, receive_count: int) -> CopyFailure:
     """No object where the copy must be, after Uploadcare answered success: not visible yet on early receives
     (given back), `verification_failed` from the NOT_VISIBLE_RECEIVES-th on."""
-    detail = f"no object at {location} (expected {expected_size} bytes)"
+    expected = f"{expected_size} bytes" if expected_size is not None else "a processed version"
+    detail = f"no object at {location} (expected {expected})"
     if receive_count < NOT_VISIBLE_RECEIVES:
         return TransientFailure(Reason.NOT_YET_VISIBLE, f"{detail}; looked again on receive {receive_count}")
     return PermanentFailure(Reason.VERIFICATION_FAILED, detail)
 
 
-def check_object(location: S3Location, found_size: int, expected_size: int) -> None:
-    """The proof, once an object was found: it has the original file's size."""
+def check_object(location: S3Location, found_size: int, expected_size: int | None) -> None:
+    """The proof, once an object was found: the original file's size, or (a processed version, whose size is not
+    known in advance: `expected_size` None) any size above zero."""
+    if expected_size is None:
+        if found_size <= 0:
+            raise PermanentFailure(Reason.VERIFICATION_FAILED, f"{location} is empty (a processed version)")
+        return
     if found_size != expected_size:
         raise PermanentFailure(
             Reason.VERIFICATION_FAILED, f"{location} has {found_size} bytes, expected {expected_size}"

@@ -25,12 +25,12 @@ from uploadcare_s3_copy.copier.rules import (
     locate_copy,
     missing_object,
 )
-from uploadcare_s3_copy.copier.settings import CopierSettings
 from uploadcare_s3_copy.copy_request import CopyRequest
 from uploadcare_s3_copy.observability import logger
 from uploadcare_s3_copy.reasons import PermanentFailure, Reason, TransientFailure
 from uploadcare_s3_copy.s3location import S3Location
 from uploadcare_s3_copy.secrets import KeyStore, SecretUnavailableError, UploadcareKeys
+from uploadcare_s3_copy.specs import CopySpec
 from uploadcare_s3_copy.uploadcare.client import CopyStatus, RemoteCopyResult, UploadcareClient
 from uploadcare_s3_copy.uploadcare.errors import UploadcareAuthError
 
@@ -40,34 +40,35 @@ class CopyService:
 
     def __init__(
         self,
-        settings: CopierSettings,
         *,
         s3: Any,
         key_store: KeyStore,
         client_factory: Callable[[UploadcareKeys], UploadcareClient],
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self._settings = settings
         self._s3 = s3
         self._key_store = key_store
         self._client_factory = client_factory
         self._sleep = sleep
 
     def copy_and_verify(
-        self, request: CopyRequest, keys: UploadcareKeys, deadline: Deadline, receive_count: int = 1
+        self, request: CopyRequest, spec: CopySpec, keys: UploadcareKeys, deadline: Deadline, receive_count: int = 1
     ) -> Verified:
-        if request.size > MAX_COPY_BYTES:
+        """One (file, spec): the remote copy, then its proof. The original must have the file's size; a processed
+        version (its size unknown in advance) must be there and not empty."""
+        if request.size > MAX_COPY_BYTES and not spec.processed:
             raise PermanentFailure(
                 Reason.TOO_LARGE, f"{request.size} bytes is over Uploadcare's 5 GB remote-copy limit; not attempted"
             )
-        result = self.remote_copy(request, keys, deadline)
-        location = locate_copy(result, request, self._settings)
+        result = self.remote_copy(request, spec, keys, deadline)
+        location = locate_copy(result, request, spec)
+        expected_size = None if spec.processed else request.size
         waits = iter(NOT_VISIBLE_WAITS)
         while True:
             if not deadline.allows_aws_call():
                 raise TransientFailure(Reason.TIMEOUT, f"no time left to verify {location} in this invocation")
             try:
-                return self.verify(location, request.size, result.status, receive_count)
+                return self.verify(location, expected_size, result.status, receive_count)
             except TransientFailure as failure:
                 wait = next(waits, None)
                 if failure.reason is not Reason.NOT_YET_VISIBLE or wait is None:
@@ -77,17 +78,19 @@ class CopyService:
                 logger.info("Copy answered but not in the bucket yet; looking again", extra={"wait": wait})
                 self._sleep(wait)
 
-    def remote_copy(self, request: CopyRequest, keys: UploadcareKeys, deadline: Deadline) -> RemoteCopyResult:
+    def remote_copy(
+        self, request: CopyRequest, spec: CopySpec, keys: UploadcareKeys, deadline: Deadline
+    ) -> RemoteCopyResult:
         client = self._client_factory(keys)
         throttle_waits = 0
         secret_reread = False
         while True:
             try:
                 return client.remote_copy(
-                    request.uuid,
-                    self._settings.copy_target,
-                    make_public=self._settings.make_public,
-                    pattern=self._settings.copy_pattern,
+                    spec.source(request.uuid),
+                    spec.target,
+                    make_public=spec.make_public,
+                    pattern=spec.pattern,
                     timeout=deadline.call_timeout(reserve=AFTER_COPY_SECONDS),
                 )
             except UploadcareAuthError:
@@ -115,7 +118,10 @@ class CopyService:
         except SecretUnavailableError as error:
             raise TransientFailure(Reason.AWS_UNAVAILABLE, str(error)) from error
 
-    def verify(self, location: S3Location, expected_size: int, status: CopyStatus, receive_count: int = 1) -> Verified:
+    def verify(
+        self, location: S3Location, expected_size: int | None, status: CopyStatus, receive_count: int = 1
+    ) -> Verified:
+        """head_object where the copy must be (each candidate key); `expected_size` None for a processed version."""
         for key in location.candidate_keys():
             try:
                 head = self._s3.head_object(Bucket=location.bucket, Key=key, ChecksumMode="ENABLED")
@@ -126,7 +132,8 @@ class CopyService:
                 if code in DENIED_CODES:
                     raise PermanentFailure(
                         Reason.VERIFICATION_FAILED,
-                        f"head_object on {location} was denied: the copier needs s3:GetObject and s3:ListBucket",
+                        f"head_object on {location} was denied: the copier needs s3:GetObject and s3:ListBucket "
+                        "there (a copy spec's bucket other than TargetBucketName belongs in ExtraTargetBuckets)",
                     ) from error
                 raise TransientFailure(Reason.AWS_UNAVAILABLE, f"head_object on {location}: {code}") from error
             except BotoCoreError as error:
@@ -134,12 +141,13 @@ class CopyService:
                     Reason.AWS_UNAVAILABLE, f"head_object on {location}: {type(error).__name__}"
                 ) from error
             found = S3Location(location.bucket, key)
-            check_object(found, int(head["ContentLength"]), expected_size)
+            size = int(head["ContentLength"])
+            check_object(found, size, expected_size)
             return Verified(
                 status=status,
                 bucket=found.bucket,
                 key=found.key,
-                size=expected_size,
+                size=size,
                 etag=str(head.get("ETag", "")).strip('"'),
                 checksum=str(head.get("ChecksumCRC64NVME", "")),
             )

@@ -306,11 +306,14 @@ class Reconciler:
                 tally.skipped += 1
                 continue
             candidates.append(info)
-        specs = self.settings.specs
-        keys = [(str(info["uuid"]), spec) for info in candidates for spec in specs]
-        view = self._ledger.get_all(keys)
+        wanted = {str(info["uuid"]): self._specs_for(info) for info in candidates}
+        view = self._ledger.get_all([(uuid, spec) for uuid, specs in wanted.items() for spec in specs])
         for info in candidates:
             uuid = str(info["uuid"])
+            specs = wanted[uuid]
+            if not specs:  # no copy spec copies a file of this type (their `mime_types`)
+                tally.skipped += 1
+                continue
             items = [view.items.get((uuid, spec)) for spec in specs]
             missing = tuple(spec for spec, item in zip(specs, items, strict=True) if not _settled(item))
             tally.checked += 1
@@ -327,6 +330,10 @@ class Reconciler:
             else:
                 tally.dead_lettered += 1
         return tally, (previous, current)
+
+    def _specs_for(self, info: Mapping[str, Any]) -> tuple[str, ...]:
+        mime_type = str(info.get("mime_type") or "")
+        return tuple(spec.name for spec in self.settings.specs if spec.applies_to(mime_type))
 
 
 def _settled(item: LedgerItem | None) -> bool:

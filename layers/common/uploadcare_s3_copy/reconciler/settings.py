@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from uploadcare_s3_copy.ledger import DEFAULT_SPEC
 from uploadcare_s3_copy.settings import DEFAULT_API_URL, EnvReader, parse_bool, parse_url
+from uploadcare_s3_copy.specs import CopySpec, read_copy_specs
 
 DEFAULT_OVERLAP_SECONDS = 86400  # each scheduled run looks a day further back than where the last one ended
 DEFAULT_GRACE_SECONDS = 900  # files younger than this are the webhook path's
@@ -23,13 +24,16 @@ class ReconcilerSettings:
     skip_derived: bool = False
     overlap_seconds: int = DEFAULT_OVERLAP_SECONDS
     grace_seconds: int = DEFAULT_GRACE_SECONDS
-    specs: tuple[str, ...] = (DEFAULT_SPEC,)  # every copy spec of the deployment
+    # every copy spec of the deployment (the names, and which files each copies)
+    specs: tuple[CopySpec, ...] = (CopySpec(DEFAULT_SPEC, "", ""),)
 
 
 def load_reconciler_settings(environ: Mapping[str, str]) -> ReconcilerSettings:
     """Raises `ConfigError` naming every missing or malformed variable."""
     read = EnvReader(environ)
+    specs = read_copy_specs(read, single_required=False)
     settings = ReconcilerSettings(
+        specs=specs,
         secret_id=read.required("UPLOADCARE_SECRET_ID"),
         copy_queue_url=read.required("COPY_QUEUE_URL"),
         ledger_table=read.required("COPY_LEDGER_TABLE"),

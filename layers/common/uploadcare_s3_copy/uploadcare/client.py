@@ -156,11 +156,14 @@ class UploadcareClient:
         return answer
 
     def remote_copy(
-        self, source: str, target: str, *, make_public: bool, pattern: str, timeout: Timeout = DEFAULT_TIMEOUT
+        self, source: str, target: str, *, make_public: bool, pattern: str | None, timeout: Timeout = DEFAULT_TIMEOUT
     ) -> RemoteCopyResult:
-        """`POST /files/remote_copy/`. `make_public` and `pattern` are always sent: Uploadcare's own defaults
-        (public, the storage's pattern) would make the copy public and its key unpredictable."""
-        payload = {"source": source, "target": target, "make_public": make_public, "pattern": pattern}
+        """`POST /files/remote_copy/`. `make_public` is always sent, and `pattern` unless it is None: Uploadcare's
+        own defaults (public, the storage's pattern) would make the copy public and its key unpredictable, so only
+        a copy spec that asks for the storage's own pattern (`"pattern": null`) leaves it out."""
+        payload: dict[str, Any] = {"source": source, "target": target, "make_public": make_public}
+        if pattern is not None:
+            payload["pattern"] = pattern
         answer = self.request("POST", "/files/remote_copy/", payload, timeout)
         if answer.status not in (200, 201):
             raise PermanentFailure(

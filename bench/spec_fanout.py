@@ -1,0 +1,121 @@
+"""Copier throughput with 1, 2 and 5 copy specs per file, against the local servers, in process.
+
+For each spec count: FILES image files are queued (one copy request each, as the webhook queues them), and the
+copier's own handler drains the queue in batches of 10 while every remote copy takes `copy_delay` seconds at the
+emulator (Uploadcare's latency). The first spec copies the original, the others a processed version each (its own
+storage and prefix). The specs of a record run concurrently, so a batch should take about as long with five specs
+as with one, not five times as long.
+
+`python -m bench.spec_fanout` runs it alone and prints the figures; `make bench` includes it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import Any
+
+from devkit.emulator import Storage
+from devkit.flow import LocalFlow
+from devkit.servers import aws_env, moto_server
+
+FILES = 100
+SPEC_COUNTS = (1, 2, 5)
+BATCH_SIZE = 10
+COPY_DELAY = 0.3
+
+
+def specs_for(count: int, bucket: str) -> list[dict[str, Any]]:
+    specs: list[dict[str, Any]] = [{"name": "original", "target": "fan-0", "bucket": bucket, "prefix": "s0/"}]
+    specs += [
+        {"name": f"v{n}", "target": f"fan-{n}", "bucket": bucket, "prefix": f"s{n}/", "effects": f"-/resize/{n}00x/"}
+        for n in range(1, count)
+    ]
+    return specs
+
+
+def measure(flow: LocalFlow, *, files: int = FILES, copy_delay: float = COPY_DELAY) -> list[dict[str, Any]]:
+    bucket = flow.stack.bucket
+    for n in range(max(SPEC_COUNTS)):
+        flow.emulator.add_storage(Storage(f"fan-{n}", bucket, f"s{n}/"))
+    saved_delay = flow.emulator.copy_delay
+    saved_specs = os.environ.get("COPY_SPECS", "")
+    rows = []
+    try:
+        flow.emulator.copy_delay = copy_delay
+        for count in SPEC_COUNTS:
+            os.environ["COPY_SPECS"] = json.dumps(specs_for(count, bucket))
+            flow.reset_functions()  # a cold start with these specs
+            batch = [flow.add_file(size=2048, mime_type="image/jpeg", original_filename="p.jpg") for _ in range(files)]
+            calls_before = flow.emulator.request_counts().get("POST /files/remote_copy/", 0)
+            for start in range(0, files, 10):
+                flow.sqs.send_message_batch(
+                    QueueUrl=flow.stack.queue_url,
+                    Entries=[
+                        {"Id": str(n), "MessageBody": _message(flow, file)}
+                        for n, file in enumerate(batch[start : start + 10])
+                    ],
+                )
+            started = time.monotonic()
+            stats = flow.run_copier(batch_size=BATCH_SIZE)
+            seconds = time.monotonic() - started
+            calls = flow.emulator.request_counts().get("POST /files/remote_copy/", 0) - calls_before
+            rows.append(
+                {
+                    "specs": count,
+                    "files": files,
+                    "copies": files * count,
+                    "seconds": seconds,
+                    "files_per_second": files / seconds,
+                    "copies_per_second": files * count / seconds,
+                    "seconds_per_batch": seconds / max(1, stats.batches),
+                    "invocations": stats.batches,
+                    "remote_copy_calls": calls,
+                    "given_back": stats.given_back,
+                }
+            )
+    finally:
+        flow.emulator.copy_delay = saved_delay
+        os.environ["COPY_SPECS"] = saved_specs
+        flow.reset_functions()
+    return rows
+
+
+def _message(flow: LocalFlow, file: Any) -> str:
+    from uploadcare_s3_copy.copy_request import CopyRequest  # noqa: PLC0415
+
+    info = flow.emulator.file_info(file.uuid)
+    return CopyRequest.from_file_info(info, event="file.uploaded", origin="webhook").to_message()
+
+
+def report_lines(rows: list[dict[str, Any]], copy_delay: float = COPY_DELAY) -> list[str]:
+    one = next((row for row in rows if row["specs"] == 1), None)
+    lines = [
+        f"\n### Copy specs: copier throughput with 1, 2 and 5 specs per file (each copy {copy_delay} s, in process)\n",
+        "| specs | files | copies | seconds | files/s | copies/s | s per batch of 10 | vs 1 spec | remote_copy calls |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        slower = row["seconds_per_batch"] / one["seconds_per_batch"] if one else float("nan")
+        lines.append(
+            f"| {row['specs']} | {row['files']} | {row['copies']} | {row['seconds']:.2f} | "
+            f"{row['files_per_second']:.1f} | {row['copies_per_second']:.1f} | {row['seconds_per_batch']:.2f} | "
+            f"{slower:.2f}x | {row['remote_copy_calls']} |"
+        )
+    return lines
+
+
+def main() -> int:
+    with moto_server() as endpoint:
+        os.environ.update(aws_env(endpoint))
+        with LocalFlow.start(endpoint, name="bench-specs") as flow:
+            rows = measure(flow)
+    print(json.dumps(rows, indent=1))
+    print("\n".join(report_lines(rows)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
