@@ -198,3 +198,27 @@ def test_reconciler_reads_the_ledger_writes_only_its_own_cursor_and_queues_copy_
     assert put["Condition"] == {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [STATE_UUID]}}
     assert granted("ReconcilerFunctionRole", "sqs") == {"sqs:SendMessage": {"CopyQueue.Arn"}}
     assert granted("ReconcilerFunctionRole", "s3") == {}
+
+
+@pytest.mark.parametrize("count", [1, 2, 9])
+def test_with_copy_specs_the_copier_may_look_in_exactly_the_target_and_extra_buckets(count: int) -> None:
+    extra = [f"extra-bucket-{n}" for n in range(count)]
+
+    grants = granted(
+        "CopierFunctionRole", "s3", TargetPrefix="backups/", CopySpecs="[]", ExtraTargetBuckets=",".join(extra)
+    )
+
+    buckets = ["my-uploads", *extra]
+    assert grants == {
+        "s3:GetObject": {f"arn:aws:s3:::{name}/*" for name in buckets},
+        "s3:ListBucket": {f"arn:aws:s3:::{name}" for name in buckets},
+    }
+
+
+def test_copy_specs_are_given_to_the_copier_and_the_reconciler_only() -> None:
+    deployed = stack(CopySpecs='[{"name":"a"}]')
+    for function in ("CopierFunction", "ReconcilerFunction"):
+        variables = deployed.resolve(deployed.properties(function)["Environment"]["Variables"])
+        assert variables["COPY_SPECS"] == '[{"name":"a"}]'
+    webhook = deployed.resolve(deployed.properties("WebhookFunction")["Environment"]["Variables"])
+    assert "COPY_SPECS" not in webhook  # the copier fans a request out: the webhook queues one per file
