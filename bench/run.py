@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import reconcile_cost, webhook_cold_warm
+from bench import reconcile_cost, spec_fanout, webhook_cold_warm
 from bench.harness import (
     Function,
     child_cpu_seconds,
@@ -408,6 +408,7 @@ def targets(results: Mapping[str, Any]) -> list[dict[str, Any]]:
     warm = calls[("copier", "warm")]
     duplicate = calls[("copier", "duplicate")]
     memory = results["memory"]
+    fanout = spec_fanout.targets(results["specs"]) if "specs" in results else []
     return [
         {
             "target": "webhook cold start (import + first request) <= 1/3 of the baseline's",
@@ -444,6 +445,7 @@ def targets(results: Mapping[str, Any]) -> list[dict[str, Any]]:
             "measured": f"{mib(memory['copier']):.0f} MiB peak RSS",
             "met": mib(memory["copier"]) * 1.048576 <= 256,
         },
+        *fanout,
     ]
 
 
@@ -591,6 +593,8 @@ def report(results: Mapping[str, Any]) -> str:
 
     if "reconcile" in results:
         out.extend(reconcile_cost.report_lines(results["reconcile"]))
+    if "specs" in results:
+        out.extend(spec_fanout.report_lines(results["specs"], spec_fanout.COPY_DELAY))
 
     out.append("\n### Targets\n")
     out.append(
@@ -664,6 +668,7 @@ def main(argv: list[str] | None = None) -> int:
             results["calls"] = calls_per_file(flow, fns)
             results["throughput"] = throughput(flow, fns, args.copy_delay, args.files, SETUPS)
             results["reconcile"] = reconcile_cost.measure(flow)
+            results["specs"] = spec_fanout.measure(flow, files=min(args.files or spec_fanout.FILES, spec_fanout.FILES))
     results["memory"] = memory_of(results["cold_start"], results["throughput"])
     results["load_after"] = list(os.getloadavg())
     results["seconds"] = time.monotonic() - started

@@ -145,12 +145,7 @@ needs: --secret-id and --queue-url (or --stack); --dry-run needs only --secret-i
         help=f"files per GET /files/ (default {backfill.DEFAULT_PAGE_SIZE}; a resumed backfill keeps its own)",
     )
     fill.add_argument("--max-pages", type=_positive, metavar="N", help="stop after N pages (resume later)")
-    fill.add_argument(
-        "--spec",
-        action="append",
-        metavar="NAME",
-        help="only this copy spec (repeat, or NAME,NAME; default: every spec)",
-    )
+    fill.add_argument("--spec", action="append", metavar="NAME", help=SPEC_HELP)
 
     copy = command(
         commands,
@@ -171,12 +166,7 @@ needs: --secret-id and --queue-url; with --direct --secret-id and --copy-specs, 
     copy.add_argument("uuids", nargs="+", type=_uuid, metavar="UUID", help="file UUIDs")
     copy.add_argument("--direct", action="store_true", help="copy and verify here instead of queueing")
     copy.add_argument("--force", action="store_true", help="with --direct: copy even a file the ledger already proves")
-    copy.add_argument(
-        "--spec",
-        action="append",
-        metavar="NAME",
-        help="only this copy spec (repeat, or NAME,NAME; default: every spec)",
-    )
+    copy.add_argument("--spec", action="append", metavar="NAME", help=SPEC_HELP)
     copy.add_argument(
         "--timeout",
         type=_seconds,
@@ -202,9 +192,7 @@ needs: --secret-id and --ledger-table (and --queue-url for --requeue), or --stac
     )
     inspect.add_argument("--from", dest="from_", metavar="DATE", type=_start, help="first upload time (ISO date/time)")
     inspect.add_argument("--to", metavar="DATE", type=_end, help="last upload time (default: 15 minutes ago)")
-    inspect.add_argument(
-        "--spec", action="append", metavar="NAME", help="audit this copy spec only (repeat, or NAME,NAME)"
-    )
+    inspect.add_argument("--spec", action="append", metavar="NAME", help=SPEC_HELP)
     inspect.add_argument("--check-objects", action="store_true", help="head_object every verified copy")
     inspect.add_argument("--deep", type=_positive, metavar="N", help="compare the SHA-256 of N sampled files")
     inspect.add_argument("--requeue", action="store_true", help="queue copy requests for what is missing")
