@@ -72,8 +72,27 @@ def _file_info(*, stored: bool) -> dict[str, Any]:
     }
 
 
-def webhook_payload(event: str, *, hook_id: int, stored: bool = False) -> dict[str, Any]:
-    """A v0.7 webhook body (docs/uploadcare-protocol.md, "Webhooks") for the sample file."""
+REMOVED_AT = "2025-10-07T08:02:11.530117Z"
+CLAMAV_VERDICT = {  # appdata of the ClamAV add-on (REST API v0.7 `application_data`) for an infected file
+    "uc_clamav_virus_scan": {
+        "data": {"infected": True, "infected_with": "Win.Test.EICAR_HDB-1"},
+        "version": "0.104.2",
+        "datetime_created": "2025-10-05T15:38:10.101302Z",
+        "datetime_updated": "2025-10-05T15:38:10.101302Z",
+    }
+}
+
+
+def webhook_payload(
+    event: str, *, hook_id: int, stored: bool = False, removed: bool = False, infected: bool = False
+) -> dict[str, Any]:
+    """A v0.7 webhook body (docs/uploadcare-protocol.md, "Webhooks") for the sample file. For file.deleted the
+    file object is assumed to carry `datetime_removed` (unrecorded: the copier asks Uploadcare anyway)."""
+    data = _file_info(stored=stored)
+    if removed:
+        data["datetime_removed"] = REMOVED_AT
+    if infected:
+        data["appdata"] = CLAMAV_VERDICT
     return {
         "initiator": {
             "type": "api",
@@ -94,7 +113,7 @@ def webhook_payload(event: str, *, hook_id: int, stored: bool = False) -> dict[s
             "created_at": "2025-10-01T09:00:00.000000Z",
             "updated_at": "2025-10-01T09:00:00.000000Z",
         },
-        "data": _file_info(stored=stored),
+        "data": data,
         "file": f"{SAMPLE_CDN}/{SAMPLE_FILE_UUID}/",
     }
 
@@ -188,6 +207,15 @@ def render_events() -> dict[str, str]:
         "webhook-file-uploaded.json": signed_event(uploaded),
         "webhook-bad-signature.json": signed_event(uploaded, WRONG_SIGNING_SECRET),
         "webhook-other-event.json": signed_event(stored),
+        "webhook-file-deleted.json": signed_event(
+            webhook_payload("file.deleted", hook_id=1283758, stored=True, removed=True)
+        ),
+        "webhook-file-infected.json": signed_event(
+            webhook_payload("file.infected", hook_id=1283759, stored=True, infected=True)
+        ),
+        "webhook-file-info-updated-infected.json": signed_event(
+            webhook_payload("file.info_updated", hook_id=1283760, stored=True, infected=True)
+        ),
         "sqs-copy-request.json": sqs_event(uploaded),
     }
     return {name: json.dumps(event, indent=2, ensure_ascii=False) + "\n" for name, event in events.items()}

@@ -19,6 +19,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from tests.webhook_support import event_for, sample_payload
+from uploadcare_s3_copy.source_changes import SOURCE_CHANGE_EVENTS
 from uploadcare_s3_copy.webhook.signing import sign
 
 DEEP = 100_000  # nesting past any JSON parser's recursion limit: must be refused, not crash
@@ -45,6 +46,7 @@ class Delivery:
     expect: int  # the HTTP status owed
     uuid: str | None = None  # when 202: the one copy request's file
     size: int | None = None
+    queued_as: str | None = None  # when 202: the copy request's event
     why: str = ""
 
     def event(self, secret: str) -> dict[str, Any]:
@@ -145,7 +147,9 @@ def deliveries(draw: st.DrawFn, max_body_bytes: int, *, valid_only: bool = False
     data, raw = draw(file_objects(broken=not data_ok))
     event_name = "file.uploaded"
     if not valid_only and draw(st.integers(0, 4)) == 0:
-        event_name = draw(st.sampled_from(["file.stored", "file.deleted", "", "x" * 200, "FILE.UPLOADED"]))
+        event_name = draw(
+            st.sampled_from(["file.stored", "file.deleted", "file.infected", "", "x" * 200, "FILE.UPLOADED"])
+        )
     payload["hook"]["event"] = event_name
     hook_ok = bool(event_name)
     if not valid_only and draw(st.integers(0, 19)) == 0:
@@ -158,12 +162,12 @@ def deliveries(draw: st.DrawFn, max_body_bytes: int, *, valid_only: bool = False
     decoy, decoy_raw = draw(file_objects(broken=not decoy_ok))
     decoy_raw = {} if valid_only else decoy_raw  # a decoy may be unusable, but a valid body must stay JSON
     data_entries = [_data_text(data, raw, style)]
-    effective, effective_ok = data, data_ok
+    effective, effective_ok, effective_raw = data, data_ok, raw
     if duplicate == "decoy first":
         data_entries.insert(0, _data_text(decoy, decoy_raw, style))
     elif duplicate == "decoy last":
         data_entries.append(_data_text(decoy, decoy_raw, style))
-        effective, effective_ok = decoy, decoy_ok
+        effective, effective_ok, effective_raw = decoy, decoy_ok, decoy_raw
     if draw(st.booleans()):
         payload["initiator"] = draw(JSON_VALUE)  # derived-file detection must cope with any shape
     # The other members in any order, the `data` members among them in their own order (the last one counts)
@@ -173,8 +177,12 @@ def deliveries(draw: st.DrawFn, max_body_bytes: int, *, valid_only: bool = False
         items.insert(slot + offset, ("data", entry))
     text = _object_text(items, frozenset({"data"}), style)
 
+    # A deletion or an infection needs no size (one missing or null is 0); the one broken field may be that.
+    source_change = event_name in SOURCE_CHANGE_EVENTS
+    sizeless = "size" not in effective_raw and effective.get("size") is None
+    effective_ok = effective_ok or (source_change and sizeless)
     expect = 202 if effective_ok else 400
-    if hook_ok and event_name != "file.uploaded":
+    if hook_ok and event_name not in ("file.uploaded", *SOURCE_CHANGE_EVENTS):
         expect = 200  # other events are ignored before the file is looked at
     if not hook_ok:
         expect = 400
@@ -192,7 +200,8 @@ def deliveries(draw: st.DrawFn, max_body_bytes: int, *, valid_only: bool = False
         base64=draw(st.booleans()),
         expect=expect,
         uuid=effective.get("uuid") if expect == 202 else None,
-        size=effective.get("size") if expect == 202 else None,
+        size=(effective.get("size") or 0) if expect == 202 else None,
+        queued_as=event_name if expect == 202 else None,
         why=f"{style}, data {'ok' if effective_ok else 'bad'}, duplicate {duplicate}, {wrapping}, event {event_name!r}",
     )
 

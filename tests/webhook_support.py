@@ -20,6 +20,9 @@ from uploadcare_s3_copy.webhook.signing import sign
 FILE_UPLOADED = "webhook-file-uploaded.json"
 OTHER_EVENT = "webhook-other-event.json"
 BAD_SIGNATURE = "webhook-bad-signature.json"
+FILE_DELETED = "webhook-file-deleted.json"
+FILE_INFECTED = "webhook-file-infected.json"
+INFO_UPDATED_INFECTED = "webhook-file-info-updated-infected.json"
 METRICS_NAMESPACE = "UploadcareS3CopyTest"
 
 

@@ -326,7 +326,7 @@ class RestApi(Project):
     def _get_file(self, request: _Request, params: dict[str, str]) -> _Reply:
         with self._lock:
             emulated = self._files.get(params["uuid"])
-        if emulated is None:
+        if emulated is None or emulated.purged:
             return _error(404, NOT_FOUND)
         return _json_reply(200, self._file_info(emulated, request.api_root))
 
@@ -371,7 +371,8 @@ class RestApi(Project):
         if delay and self._stopping.wait(delay):
             return None
         with self._lock:
-            everything = list(enumerate(self._files.values()))  # insertion order breaks ties of equal times
+            # insertion order breaks ties of equal times
+            everything = list(enumerate(f for f in self._files.values() if not f.purged))
         kept = [(n, f) for n, f in everything if f.removed == removed and (stored is None or f.stored == stored)]
         descending = ordering.startswith("-")
         kept.sort(key=lambda item: (item[1].datetime_uploaded, item[0]), reverse=descending)
@@ -505,6 +506,9 @@ class RestApi(Project):
         if (method, rest) == ("GET", ""):
             return _json_reply(200, self.file_info(uuid, request.api_root))
         if (method, rest) == ("DELETE", ""):
+            if _boolean(request.query.get("purge", ["false"])[-1]):
+                self.forget_file(uuid)
+                return _json_reply(200, {"purged": uuid})
             self.remove_file(uuid)
             return _json_reply(200, self.file_info(uuid, request.api_root))
         if (method, rest) == ("POST", "/faults"):
@@ -514,11 +518,14 @@ class RestApi(Project):
             self.script(uuid, *(Fault.from_json(f) for f in faults))
             return _json_reply(200, {"pending": [f.to_json() for f in self.pending_faults(uuid)]})
         if (method, rest) == ("PUT", "/flags"):
-            flag = _boolean(data.get("wrong_size"))
-            if flag is None:
-                raise ValueError("wrong_size must be true or false")
-            self.set_wrong_size(uuid, flag)
-            return _json_reply(200, {"wrong_size": flag})
+            flags = {name: _boolean(data[name]) for name in ("wrong_size", "infected") if name in data}
+            if not flags or None in flags.values():
+                raise ValueError("give wrong_size and/or infected, each true or false")
+            if "wrong_size" in flags:
+                self.set_wrong_size(uuid, bool(flags["wrong_size"]))
+            if "infected" in flags:
+                self.infect_file(uuid, bool(flags["infected"]))
+            return _json_reply(200, flags)
         if (method, rest) == ("GET", "/webhook-body"):
             options = {name: values[-1] for name, values in request.query.items()}
             return _json_reply(200, self.file_uploaded_body(uuid, **options))

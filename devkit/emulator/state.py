@@ -67,6 +67,8 @@ class EmulatedFile:
     source_file_uuid: str | None = None  # set for a file made from another one (a derived file)
     wrong_size: bool = False  # a copy writes size + 1 bytes and still answers 201
     datetime_removed: datetime | None = None
+    infected: bool = False  # the ClamAV add-on's verdict, in appdata.uc_clamav_virus_scan
+    purged: bool = False  # unknown to the REST API (404), as if never uploaded
 
     @property
     def removed(self) -> bool:
@@ -395,10 +397,24 @@ class Project:
             return self._file(uuid)
 
     def remove_file(self, uuid: str) -> None:
-        """Marks a file deleted: `remote_copy` answers 404, listings leave it out unless `removed=true`."""
+        """Marks a file deleted: `GET /files/<uuid>/` shows `datetime_removed`, `remote_copy` answers 404, listings
+        leave it out unless `removed=true`."""
         with self._lock:
             emulated = self._file(uuid)
             self._files[uuid] = replace(emulated, datetime_removed=datetime.fromtimestamp(self.clock(), UTC))
+
+    def forget_file(self, uuid: str) -> None:
+        """A file Uploadcare no longer knows at all (purged long ago, or never of this project): 404 from every
+        REST route and out of every listing. The tests' own view (`get`, `copies`) keeps it."""
+        with self._lock:
+            emulated = self._file(uuid)
+            removed = emulated.datetime_removed or datetime.fromtimestamp(self.clock(), UTC)
+            self._files[uuid] = replace(emulated, datetime_removed=removed, purged=True)
+
+    def infect_file(self, uuid: str, infected: bool = True) -> None:
+        """The ClamAV add-on's verdict: `appdata.uc_clamav_virus_scan.data.infected` in the file's info."""
+        with self._lock:
+            self._files[uuid] = replace(self._file(uuid), infected=infected)
 
     def use_own_cdn(self) -> None:
         """Files' `original_file_url` (and a webhook's `file`) point at the emulator's own `/cdn/<uuid>/...`, which
@@ -542,6 +558,19 @@ class Project:
             "url": f"{api_root}files/{emulated.uuid}/",
             "content_info": {"mime": {"mime": emulated.mime_type, "type": kind, "subtype": subtype}},
             "metadata": {},
-            "appdata": {},
+            "appdata": _clamav(emulated) if emulated.infected else {},
             "variations": None,
         }
+
+
+def _clamav(emulated: EmulatedFile) -> dict[str, Any]:
+    """The ClamAV add-on's appdata for an infected file (REST API v0.7 `application_data`)."""
+    when = _iso(emulated.datetime_uploaded)
+    return {
+        "uc_clamav_virus_scan": {
+            "data": {"infected": True, "infected_with": "Win.Test.EICAR_HDB-1"},
+            "version": "0.104.2",
+            "datetime_created": when,
+            "datetime_updated": when,
+        }
+    }

@@ -230,17 +230,25 @@ with head_object.""",
         "webhook", help="the Uploadcare webhook of this stack", description="The Uploadcare webhook of this stack."
     )
     hook_commands = hook.add_subparsers(dest="webhook_command", metavar="ACTION", required=True)
-    command(
+    register = command(
         hook_commands,
         "register",
         webhooks.command,
-        "subscribe the stack's WebhookUrl to file.uploaded in Uploadcare (version 0.7, active, signed)",
+        "subscribe the stack's WebhookUrl to file.uploaded (and --events) in Uploadcare (version 0.7, active, signed)",
         f"""When the secret has no {webhooks.SIGNING_SECRET_FIELD}, a random one of {webhooks.MAX_SIGNING_SECRET_CHARS}
 characters is generated and stored in Secrets Manager first, then given to Uploadcare, so the webhook function can
-check every signature it will receive. An existing webhook for the URL is reported, never duplicated; one that is
-inactive, of another version or signed with another secret is a ✗ with the fix. The secret is never printed.
+check every signature it will receive. An existing webhook for the URL and event is reported, never duplicated; one
+that is inactive, of another version or signed with another secret is a ✗ with the fix. The secret is never
+printed. OnSourceDelete tag or delete needs file.deleted too: --events file.uploaded,file.deleted.
 
 needs: --secret-id and --webhook-url (or --stack)""",
+    )
+    register.add_argument(
+        "--events",
+        type=webhooks.parse_events,
+        default=(webhooks.EVENT,),
+        metavar="EVENT,EVENT",
+        help=f"the events to subscribe to, of {', '.join(webhooks.EVENTS)} (default {webhooks.EVENT})",
     )
 
     queue = commands.add_parser(

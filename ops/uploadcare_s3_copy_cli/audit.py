@@ -54,6 +54,10 @@ class Status:
     MISSING = "missing"
     MISMATCHED = "mismatched"
     DEAD_LETTERED = "dead_lettered"
+    INFECTED = "infected"  # flagged infected at the source: its copy tagged uploadcare-infected, or never made
+
+
+_SETTLED = (Status.VERIFIED, Status.INFECTED)  # no problem to report
 
 
 @dataclass
@@ -110,8 +114,12 @@ class AuditResult:
         return [row for row in self.rows if row.status == status]
 
     @property
+    def infected_files(self) -> int:
+        return len({row.uuid for row in self.with_status(Status.INFECTED)})
+
+    @property
     def complete(self) -> bool:
-        return all(row.status == Status.VERIFIED for row in self.rows)
+        return all(row.status in _SETTLED for row in self.rows)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -125,6 +133,7 @@ class AuditResult:
             "dead_lettered": [
                 {"uuid": r.uuid, "spec": r.spec, "reason": r.detail} for r in self.with_status(Status.DEAD_LETTERED)
             ],
+            "infected": [{"uuid": r.uuid, "spec": r.spec} for r in self.with_status(Status.INFECTED)],
             "from": iso_z(self.lower) if self.lower else None,
             "to": iso_z(self.upper),
             "skipped": self.skipped,
@@ -133,7 +142,9 @@ class AuditResult:
         }
 
     def summary_line(self) -> str:
-        return f"{self.verified_files:,} of {self.files:,} files verified"
+        infected = self.infected_files
+        flagged = f", {infected:,} flagged infected at Uploadcare (tagged, or never copied)" if infected else ""
+        return f"{self.verified_files:,} of {self.files:,} files verified{flagged}"
 
 
 @dataclass
@@ -190,7 +201,9 @@ class Audit:
             uploaded = str(info.get("datetime_uploaded") or "")
             for spec in (spec.name for spec in self.specs if (uuid, spec.name) in pairs):
                 item = view.items.get((uuid, spec))
-                if item is not None and item.verified:
+                if item is not None and item.infected:
+                    yield Row(uuid, spec, Status.INFECTED, item.why, uploaded, item, info)
+                elif item is not None and item.verified:
                     yield Row(uuid, spec, Status.VERIFIED, uploaded_at=uploaded, item=item, info=info)
                 elif item is not None and item.status is LedgerStatus.DEAD_LETTERED:
                     yield Row(uuid, spec, Status.DEAD_LETTERED, item.reason, uploaded, item, info)
@@ -310,7 +323,7 @@ def summary_table(result: AuditResult) -> Table:
     window = f"{iso_z(result.lower) if result.lower else 'the first'} to {iso_z(result.upper)}"
     table = Table(title=f"Uploads from {window}", title_justify="left")
     table.add_column("spec")
-    for name in ("files", "verified", "missing", "mismatched", "dead-lettered"):
+    for name in ("files", "verified", "missing", "mismatched", "dead-lettered", "infected"):
         table.add_column(name, justify="right")
     for spec in result.specs:
         rows = [row for row in result.rows if row.spec == spec]
@@ -319,7 +332,7 @@ def summary_table(result: AuditResult) -> Table:
     return table
 
 
-_STATUSES = (Status.VERIFIED, Status.MISSING, Status.MISMATCHED, Status.DEAD_LETTERED)
+_STATUSES = (Status.VERIFIED, Status.MISSING, Status.MISMATCHED, Status.DEAD_LETTERED, Status.INFECTED)
 MAX_LISTED = 20  # problem rows printed under the table (all of them are in --json and --report)
 
 
@@ -404,7 +417,7 @@ def _requeue(ctx: Context, result: AuditResult) -> int:
 def _print(ctx: Context, result: AuditResult, report: Path | None, requeued: int | None) -> None:
     console = Console(file=ctx.out, width=max(100, Console(file=ctx.out).width))
     console.print(summary_table(result))
-    problems = [row for row in result.rows if row.status != Status.VERIFIED]
+    problems = [row for row in result.rows if row.status not in _SETTLED]
     for row in problems[:MAX_LISTED]:
         ctx.say(f"  {row.status:<13} {row.uuid} {row.spec}: {row.detail}")
     if len(problems) > MAX_LISTED:

@@ -1,7 +1,8 @@
 """`doctor`: is this stack able to copy? Each check prints ✓ or ✗, and a ✗ comes with a one-line fix.
 
 Checks, in order: the secret and its three keys; the keys against Uploadcare (`GET /project/`); the `file.uploaded`
-webhook for the stack's WebhookUrl (active, signed with the stored secret, version 0.7); the bucket (head_bucket);
+webhook for the stack's WebhookUrl (active, signed with the stored secret, version 0.7), and the `file.deleted` one
+ON_SOURCE_DELETE tag or delete needs; the bucket (head_bucket), and with delete its versioning;
 the copy queue, the dead-letter queue (and whether it is empty) and the idempotency table; optionally a real copy
 of one file proved with head_object (the copier's own copy_and_verify).
 """
@@ -19,6 +20,7 @@ from uploadcare_s3_copy.copier.rules import Deadline
 from uploadcare_s3_copy.copy_request import CopyRequest
 from uploadcare_s3_copy.reasons import CopyFailure, Reason
 from uploadcare_s3_copy.secrets import REQUIRED_FIELDS
+from uploadcare_s3_copy.source_changes import FILE_DELETED, FILE_INFECTED, FILE_INFO_UPDATED, SourcePolicy
 from uploadcare_s3_copy.specs import CopySpec
 from uploadcare_s3_copy_cli import copying, webhooks
 from uploadcare_s3_copy_cli.admin_api import AdminClient
@@ -69,12 +71,12 @@ class Doctor:
         self.signing_secret = ""
 
     def checks(self, test_copy: str | None) -> list[Callable[[], Check]]:
-        steps: list[Callable[[], Check]] = [self.secret, self.keys, self.webhook]
-        if self.r.copy_specs:  # each spec's bucket, and whether the copier may verify copies there
-            buckets = dict.fromkeys(spec.bucket for spec in self.r.specs)
-            steps.extend(functools.partial(self.bucket, bucket) for bucket in buckets)
-        else:
-            steps.append(functools.partial(self.bucket, self.r.bucket))
+        steps: list[Callable[[], Check]] = [self.secret, self.keys, self.webhook, self.deletion_webhook]
+        buckets = list(dict.fromkeys(spec.bucket for spec in self.r.specs)) if self.r.copy_specs else [self.r.bucket]
+        # each spec's bucket, and whether the copier may verify copies there
+        steps.extend(functools.partial(self.bucket, bucket) for bucket in buckets)
+        if self.r.on_source_delete is SourcePolicy.DELETE:
+            steps.extend(functools.partial(self.versioning, bucket) for bucket in buckets if bucket)
         steps += [self.copy_queue, self.dead_letter_queue, self.table]
         if test_copy:
             specs = self.r.specs if self.r.copy_specs else self.r.specs[:1]
@@ -154,6 +156,53 @@ class Doctor:
             fix = webhooks.DASHBOARD_FIX.format(id=hook.get("id"))
             return Check(name, False, f"{webhooks.summary(hook)}: {'; '.join(problems)}", fix)
         return Check(name, True, webhooks.summary(hook))
+
+    def deletion_webhook(self) -> Check:
+        """file.deleted reaches the stack when ON_SOURCE_DELETE needs it (tag, delete); with keep it is optional."""
+        name = "deletion webhook"
+        policy = self.r.on_source_delete
+        if not self.r.webhook_url or self.client is None:
+            return Check(name, None, "not checked (needs the webhook URL and working Uploadcare keys)")
+        try:
+            hooks = self.client.list_webhooks()
+        except CopyFailure as failure:
+            return Check(name, False, f"GET /webhooks/ answered {failure.reason}: {failure.detail}", "try again")
+        hook = webhooks.find_webhook(hooks, self.r.webhook_url, FILE_DELETED)
+        infected = [
+            e for e in (FILE_INFECTED, FILE_INFO_UPDATED) if webhooks.find_webhook(hooks, self.r.webhook_url, e)
+        ]
+        also = f"; {', '.join(infected)} registered too" if infected else ""
+        if hook is None:
+            if policy is SourcePolicy.KEEP:
+                return Check(name, None, f"no file.deleted webhook: with ON_SOURCE_DELETE=keep it is optional{also}")
+            return Check(
+                name,
+                False,
+                f"no file.deleted webhook for {self.r.webhook_url}: ON_SOURCE_DELETE={policy} needs one",
+                "uploadcare-s3-copy webhook register --events file.uploaded,file.deleted",
+            )
+        problems = webhooks.webhook_problems(hook, self.signing_secret)
+        if problems:
+            fix = webhooks.DASHBOARD_FIX.format(id=hook.get("id"))
+            return Check(name, False, f"{webhooks.summary(hook)}: {'; '.join(problems)}", fix)
+        return Check(name, True, f"{webhooks.summary(hook)}, for ON_SOURCE_DELETE={policy}{also}")
+
+    def versioning(self, bucket: str) -> Check:
+        """With ON_SOURCE_DELETE=delete, a copy deleted is gone unless the bucket keeps versions."""
+        name = "versioning"
+        try:
+            status = self.ctx.aws("s3").get_bucket_versioning(Bucket=bucket).get("Status", "")
+        except (ClientError, BotoCoreError) as error:
+            return Check(name, False, f"{bucket}: {_aws_problem(error)}", _read_fix("s3:GetBucketVersioning on it"))
+        if status == "Enabled":
+            return Check(name, True, f"{bucket} keeps versions: a copy deleted on file.deleted can be restored")
+        return Check(
+            name,
+            False,
+            f"{bucket} keeps no versions: ON_SOURCE_DELETE=delete cannot be undone there",
+            f"aws s3api put-bucket-versioning --bucket {bucket} --versioning-configuration Status=Enabled, "
+            "or OnSourceDelete=tag with a lifecycle rule (README)",
+        )
 
     def bucket(self, bucket: str | None) -> Check:
         name = "bucket"

@@ -20,6 +20,7 @@ from botocore.exceptions import ClientError
 from uploadcare_s3_copy.ledger import DEFAULT_SPEC
 from uploadcare_s3_copy.patterns import PatternError, validate_pattern
 from uploadcare_s3_copy.settings import DEFAULT_API_URL, parse_bool
+from uploadcare_s3_copy.source_changes import SourcePolicy, parse_policy
 from uploadcare_s3_copy.specs import DEFAULT_PATTERN, CopySpec, CopySpecsError, parse_copy_specs
 from uploadcare_s3_copy_cli.base import UsageError
 
@@ -83,6 +84,13 @@ SETTINGS = (
         "comma-separated buckets the copier may verify in besides --bucket",
         parameter="ExtraTargetBuckets",
     ),
+    Setting(
+        "on_source_delete",
+        "--on-source-delete",
+        "ON_SOURCE_DELETE",
+        "keep, tag or delete: what a confirmed file.deleted does to the copies",
+        parameter="OnSourceDelete",
+    ),
 )
 SETTINGS_BY_NAME = {setting.name: setting for setting in SETTINGS}
 
@@ -113,6 +121,7 @@ class Resources:
     copy_specs: str | None = None
     extra_buckets: tuple[str, ...] = ()
     specs: tuple[CopySpec, ...] = ()  # COPY_SPECS parsed, else the one `original` spec from storage/bucket/...
+    on_source_delete: SourcePolicy = SourcePolicy.KEEP
 
     @property
     def spec_names(self) -> tuple[str, ...]:
@@ -147,7 +156,13 @@ class Resources:
             raise UsageError(f"{command} needs {how}; or --stack NAME (or ${STACK_ENV}) to read them all")
 
 
-_METAVARS = {"make_public": "BOOL", "skip_derived": "BOOL", "copy_specs": "JSON", "extra_buckets": "BUCKETS"}
+_METAVARS = {
+    "make_public": "BOOL",
+    "skip_derived": "BOOL",
+    "copy_specs": "JSON",
+    "extra_buckets": "BUCKETS",
+    "on_source_delete": "POLICY",
+}
 
 
 def add_resource_options(parser: argparse.ArgumentParser) -> None:
@@ -225,6 +240,12 @@ def _typed(stack: str | None, raw: Mapping[str, str | None]) -> Resources:
                 flags[name] = parse_bool(str(raw[name]))
             except ValueError:
                 problems.append(f"{name} {raw[name]!r} is not true or false")
+    policy = SourcePolicy.KEEP
+    if raw["on_source_delete"]:
+        try:
+            policy = parse_policy(str(raw["on_source_delete"]))
+        except ValueError:
+            problems.append(f"on_source_delete {raw['on_source_delete']!r} is not keep, tag or delete")
     if problems:
         raise UsageError("; ".join(problems))
     return Resources(
@@ -245,6 +266,7 @@ def _typed(stack: str | None, raw: Mapping[str, str | None]) -> Resources:
         copy_specs=raw["copy_specs"],
         extra_buckets=tuple(name.strip() for name in (raw["extra_buckets"] or "").split(",") if name.strip()),
         specs=specs,
+        on_source_delete=policy,
     )
 
 

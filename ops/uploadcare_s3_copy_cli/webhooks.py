@@ -1,7 +1,8 @@
-"""`webhook register`: subscribes the stack's WebhookUrl to `file.uploaded` in Uploadcare (`POST /webhooks/`, version
-0.7, active, signed). When the secret has no signing secret yet, one is generated and stored in Secrets Manager
-before Uploadcare hears of it, so the webhook function never receives a signature it cannot check. An existing
-subscription is compared, never duplicated."""
+"""`webhook register`: subscribes the stack's WebhookUrl to `file.uploaded` (and, with `--events`, to
+`file.deleted`, `file.infected` or `file.info_updated`) in Uploadcare (`POST /webhooks/`, version 0.7, active,
+signed). When the secret has no signing secret yet, one is generated and stored in Secrets Manager before Uploadcare
+hears of it, so the webhook function never receives a signature it cannot check. An existing subscription is
+compared, never duplicated."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from uploadcare_s3_copy_cli.base import EXIT_OK, EXIT_PROBLEMS, MARK_FAIL, MARK_
 from uploadcare_s3_copy_cli.context import Context
 
 EVENT = "file.uploaded"
+# The events the webhook function acts on (docs/design.md, "Deletions at the source"); one subscription each.
+EVENTS = ("file.uploaded", "file.deleted", "file.infected", "file.info_updated")
 VERSION = "0.7"
 MAX_SIGNING_SECRET_CHARS = 32  # Uploadcare: "at most 32 characters"
 SIGNING_SECRET_BYTES = 24  # token_urlsafe(24) is exactly 32 characters
@@ -69,23 +72,41 @@ def command(ctx: Context, args: argparse.Namespace) -> int:
             f"{MAX_SIGNING_SECRET_CHARS}: store a shorter one (e.g. `openssl rand -hex 16`)"
         )
 
-    existing = find_webhook(client.list_webhooks(), target_url)
-    if existing is not None:
-        problems = webhook_problems(existing, stored)
+    hooks = client.list_webhooks()
+    wanted = list(args.events)
+    existing = {event: find_webhook(hooks, target_url, event) for event in wanted}
+    broken = 0
+    for event in wanted:
+        hook = existing[event]
+        if hook is None:
+            continue
+        problems = webhook_problems(hook, stored)
         if problems:
-            ctx.say(f"{MARK_FAIL} {summary(existing)} exists, but {'; '.join(problems)}")
-            ctx.say("  fix: " + DASHBOARD_FIX.format(id=existing.get("id")))
-            return EXIT_PROBLEMS
-        ctx.say(f"{MARK_OK} Already registered: {summary(existing)}. Nothing changed.")
-        return EXIT_OK
-
-    if not stored:
+            ctx.say(f"{MARK_FAIL} {summary(hook)} exists, but {'; '.join(problems)}")
+            ctx.say("  fix: " + DASHBOARD_FIX.format(id=hook.get("id")))
+            broken += 1
+        else:
+            ctx.say(f"{MARK_OK} Already registered: {summary(hook)}. Nothing changed.")
+    missing = [event for event in wanted if existing[event] is None]
+    if missing and not stored:
         stored = secrets.token_urlsafe(SIGNING_SECRET_BYTES)
         # Secrets Manager first: a delivery signed with a secret the function cannot read yet would be a 401.
         secret_id = str(resources.secret_id)
         updated = {**value, SIGNING_SECRET_FIELD: stored}
         ctx.aws("secretsmanager").put_secret_value(SecretId=secret_id, SecretString=json.dumps(updated))
         ctx.say(f"{MARK_OK} Stored a new {SIGNING_SECRET_FIELD} ({len(stored)} characters) in secret {secret_id}")
-    created = client.create_webhook(target_url, signing_secret=stored, event=EVENT, is_active=True)
-    ctx.say(f"{MARK_OK} Registered {summary(created)}")
-    return EXIT_OK
+    for event in missing:
+        created = client.create_webhook(target_url, signing_secret=stored, event=event, is_active=True)
+        ctx.say(f"{MARK_OK} Registered {summary(created)}")
+    return EXIT_PROBLEMS if broken else EXIT_OK
+
+
+def parse_events(raw: str) -> tuple[str, ...]:
+    """`--events file.uploaded,file.deleted`: known event names, each once, in the order given."""
+    names = tuple(dict.fromkeys(name.strip() for name in raw.split(",") if name.strip()))
+    unknown = [name for name in names if name not in EVENTS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"{', '.join(map(repr, unknown)) or 'no event'}: the events are {', '.join(EVENTS)}"
+        )
+    return names

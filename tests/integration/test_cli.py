@@ -427,12 +427,17 @@ def test_doctor_is_all_green_on_a_good_set_up_with_a_test_copy(ops: Ops) -> None
         "secret",
         "Uploadcare keys",
         "webhook",
+        "deletion webhook",
         "bucket",
         "copy queue",
         "dead-letter queue",
         "idempotency table",
         "test copy",
     ]
+    deletion = checks.pop(3)
+    assert deletion.startswith(
+        "· deletion webhook   no file.deleted webhook: with ON_SOURCE_DELETE=keep it is optional"
+    )
     assert all(line.startswith("✓") for line in checks)
     assert f"{ops.copier.key_of(file)}  321 bytes  copied, verified" in ran.out
     assert lines[-1] == "All good."
@@ -489,25 +494,27 @@ def dead_letter(
     ops: Ops, monkeypatch: pytest.MonkeyPatch, storage_refused: int, removed: int
 ) -> tuple[list[EmulatedFile], list[str]]:
     """Copy requests that end in the DLQ: refused for an unknown storage (COPY_TARGET wrong, as after a deploy
-    with the wrong UploadcareStorageName), and for files removed from Uploadcare. The copier is then set right.
+    with the wrong UploadcareStorageName), and for files Uploadcare no longer knows. The copier is then set right.
     Returns the refused files and the bodies of their copy requests."""
     refused = [ops.emulator.add_file(original_filename=f"refused-{n}.png", size=50 + n) for n in range(storage_refused)]
     gone = [ops.emulator.add_file(original_filename=f"gone-{n}.png") for n in range(removed)]
+    gone_bodies = [ops.copier.request_for(file).to_message() for file in gone]
     for file in gone:
-        ops.emulator.remove_file(file.uuid)
+        ops.emulator.forget_file(file.uuid)
     monkeypatch.setenv("COPY_TARGET", "not-a-connected-storage")
     handle_copy.app.cache_clear()
     bodies = ops.copier.send(*refused)
     ops.copier.drain()
     monkeypatch.setenv("COPY_TARGET", STORAGE)
     handle_copy.app.cache_clear()
-    ops.copier.send(*gone)
+    for body in gone_bodies:
+        ops.copier.send_body(body)
     ops.copier.drain()
     return refused, bodies
 
 
 def test_dlq_list_groups_by_reason_and_leaves_the_messages_there(ops: Ops, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Given three requests refused for the storage and one for a removed file
+    # Given three requests refused for the storage and one for a file Uploadcare does not know
     refused, _ = dead_letter(ops, monkeypatch, storage_refused=3, removed=1)
 
     # When the DLQ is listed twice

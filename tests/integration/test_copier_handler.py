@@ -146,7 +146,7 @@ def test_over_5_gb_goes_to_the_dlq_without_a_remote_call(copier: CopierHarness) 
 def test_unknown_file_goes_to_the_dlq(copier: CopierHarness) -> None:
     file = copier.add_file(size=10)
     request = copier.request_for(file)
-    copier.emulator.remove_file(file.uuid)
+    copier.emulator.forget_file(file.uuid)  # 404 to remote_copy and to GET /files/<uuid>/: not of this project
 
     copier.send_body(request.to_message())
     copier.drain()
@@ -206,7 +206,7 @@ def test_mixed_batch_reports_exactly_the_transient_failures(copier: CopierHarnes
     huge = copier.add_file(size=5 * 1024**3 + 1)
     gone = copier.add_file(size=14)
     gone_request = copier.request_for(gone)
-    copier.emulator.remove_file(gone.uuid)
+    copier.emulator.forget_file(gone.uuid)
     copier.send(*good, flaky, not_ready, wrong, huge)
     copier.send_body(gone_request.to_message())
 

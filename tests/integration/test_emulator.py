@@ -505,11 +505,14 @@ def test_the_admin_api_changes_settings_and_flags(emulator: UploadcareEmulator, 
 
     state = admin(pool, emulator, "PUT", "settings", {"copy_delay": 0.05, "already_exists_with_result": True})
     admin(pool, emulator, "PUT", f"files/{uploaded.uuid}/flags", {"wrong_size": True})
+    admin(pool, emulator, "PUT", f"files/{uploaded.uuid}/flags", {"infected": True})
 
     assert state["copy_delay"] == 0.05
     assert state["already_exists_with_result"] is True
     assert emulator.already_exists_with_result is True
     assert emulator.get(uploaded.uuid).wrong_size is True
+    scan = emulator.file_info(uploaded.uuid)["appdata"]["uc_clamav_virus_scan"]
+    assert scan["data"]["infected"] is True
 
 
 def test_the_admin_api_builds_webhook_bodies_and_deletes_files(
@@ -524,6 +527,19 @@ def test_the_admin_api_builds_webhook_bodies_and_deletes_files(
     assert body["data"]["uuid"] == uploaded.uuid
     assert deleted["datetime_removed"] is not None
     assert emulator.get(uploaded.uuid).removed
+
+
+def test_a_purged_file_is_unknown_to_every_route(emulator: UploadcareEmulator, pool: urllib3.PoolManager) -> None:
+    uploaded = emulator.add_file(original_filename="a.txt")
+
+    purged = admin(pool, emulator, "DELETE", f"files/{uploaded.uuid}?purge=true")
+
+    answer = send(pool, emulator, "GET", f"/files/{uploaded.uuid}/")
+    listing = json.loads(send(pool, emulator, "GET", "/files/?removed=true").data)
+    assert purged == {"purged": uploaded.uuid}
+    assert answer.status == 404
+    assert listing["results"] == []
+    assert emulator.get(uploaded.uuid).purged
 
 
 @pytest.mark.parametrize(

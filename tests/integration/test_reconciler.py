@@ -282,3 +282,57 @@ def test_an_event_it_does_not_understand_is_refused_naming_the_problem(
     with pytest.raises(InvalidReconcileEvent, match=problem):
         flow.reconcile(event)  # type: ignore[arg-type]
     assert flow.queue_depth() == 0
+
+
+@pytest.mark.parametrize("policy", ["tag", "delete"])
+def test_a_deletion_whose_webhook_was_lost_is_found_and_applied(
+    flow: LocalFlow, monkeypatch: pytest.MonkeyPatch, policy: str
+) -> None:
+    # Given five copied files, two of them deleted at Uploadcare with their file.deleted webhooks lost
+    monkeypatch.setenv("ON_SOURCE_DELETE", policy)
+    flow.reset_functions()
+    files = uploaded_hours_ago(flow, 5)
+    for file in files:
+        assert flow.deliver(flow.webhook_body(file)) == 202
+    flow.run_copier()
+    gone = files[:2]
+    for file in gone:
+        flow.emulator.remove_file(file.uuid)
+
+    # When the reconciler runs on its schedule and the copier drains what it queued, and then it runs again
+    summary = flow.reconcile()
+    flow.run_copier()
+    second = flow.reconcile()
+
+    # Then exactly the two deletions were queued (as file.deleted, origin reconcile) and applied; the rest untouched
+    assert (summary["deletions_queued"], summary["complete"], summary["checked"]) == (2, True, 3)  # 3 not removed
+    expected = LedgerStatus.OBJECT_TAGGED if policy == "tag" else LedgerStatus.OBJECT_DELETED
+    for file in gone:
+        item = flow.ledger_item(file.uuid)
+        assert item is not None
+        assert item.status is expected
+        assert item.why.startswith("file.deleted confirmed (datetime_removed ")
+        assert (flow.object_size(file) is None) is (policy == "delete")
+    for file in files[2:]:
+        item = flow.ledger_item(file.uuid)
+        assert item is not None
+        assert item.verified
+        assert flow.object_size(file) == file.size
+    assert second["deletions_queued"] == 0
+    assert flow.dead_letters() == []
+
+
+def test_with_keep_the_reconciler_does_not_look_for_deletions(flow: LocalFlow) -> None:
+    files = uploaded_hours_ago(flow, 2)
+    for file in files:
+        flow.deliver(flow.webhook_body(file))
+    flow.run_copier()
+    flow.emulator.remove_file(files[0].uuid)
+    listings_before = flow.emulator.request_counts().get("GET /files/", 0)
+
+    summary = flow.reconcile()
+
+    assert summary["deletions_queued"] == 0
+    assert flow.emulator.request_counts().get("GET /files/", 0) - listings_before == summary["pages"]
+    assert flow.ledger_item(files[0].uuid).verified  # type: ignore[union-attr]
+    assert flow.queue_depth() == 0

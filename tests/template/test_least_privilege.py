@@ -136,7 +136,54 @@ def test_kms_decrypt_only_when_the_secret_has_a_customer_key(role: str) -> None:
 def test_copier_may_only_look_at_objects_in_the_target_bucket(prefix: str, objects: str) -> None:
     grants = granted("CopierFunctionRole", "s3", TargetPrefix=prefix)
 
-    assert grants == {"s3:GetObject": {objects}, "s3:ListBucket": {"arn:aws:s3:::my-uploads"}}
+    assert grants == {
+        "s3:GetObject": {objects},
+        "s3:GetObjectTagging": {objects},  # infected files are always tagged
+        "s3:PutObjectTagging": {objects},
+        "s3:ListBucket": {"arn:aws:s3:::my-uploads"},
+    }
+
+
+@pytest.mark.parametrize("policy", ["keep", "tag"])
+def test_the_copier_may_delete_no_object_unless_the_policy_is_delete(policy: str) -> None:
+    grants = granted("CopierFunctionRole", "s3", OnSourceDelete=policy, CopySpecs="[]", ExtraTargetBuckets="b2")
+
+    assert "s3:DeleteObject" not in grants
+    assert not any(
+        "Delete" in action
+        for role in ("WebhookFunctionRole", "ReconcilerFunctionRole")
+        for action in granted(role, "s3", OnSourceDelete=policy)
+    )
+
+
+@pytest.mark.parametrize(
+    ("parameters", "objects"),
+    [
+        ({"TargetPrefix": "backups/"}, {"arn:aws:s3:::my-uploads/backups/*"}),
+        (
+            {"TargetPrefix": "backups/", "CopySpecs": "[]", "ExtraTargetBuckets": "web-copies,thumbs"},
+            {"arn:aws:s3:::my-uploads/*", "arn:aws:s3:::web-copies/*", "arn:aws:s3:::thumbs/*"},
+        ),
+    ],
+)
+def test_with_delete_the_copier_may_delete_exactly_the_objects_it_copies(
+    parameters: dict[str, str], objects: set[str]
+) -> None:
+    grants = granted("CopierFunctionRole", "s3", OnSourceDelete="delete", **parameters)
+
+    assert grants["s3:DeleteObject"] == objects
+    assert grants["s3:DeleteObject"] == grants["s3:GetObject"]
+    assert "s3:DeleteBucket" not in grants
+    assert "s3:DeleteObjectVersion" not in grants  # a versioned bucket keeps what was deleted
+
+
+def test_the_deletion_policy_reaches_the_copier_and_the_reconciler_only() -> None:
+    deployed = stack(OnSourceDelete="tag")
+    for function in ("CopierFunction", "ReconcilerFunction"):
+        variables = deployed.resolve(deployed.properties(function)["Environment"]["Variables"])
+        assert variables["ON_SOURCE_DELETE"] == "tag"
+    webhook = deployed.resolve(deployed.properties("WebhookFunction")["Environment"]["Variables"])
+    assert "ON_SOURCE_DELETE" not in webhook  # it queues every deletion; the copier decides
 
 
 def test_webhook_may_only_send_copy_requests() -> None:
@@ -209,8 +256,11 @@ def test_with_copy_specs_the_copier_may_look_in_exactly_the_target_and_extra_buc
     )
 
     buckets = ["my-uploads", *extra]
+    objects = {f"arn:aws:s3:::{name}/*" for name in buckets}
     assert grants == {
-        "s3:GetObject": {f"arn:aws:s3:::{name}/*" for name in buckets},
+        "s3:GetObject": objects,
+        "s3:GetObjectTagging": objects,
+        "s3:PutObjectTagging": objects,
         "s3:ListBucket": {f"arn:aws:s3:::{name}" for name in buckets},
     }
 

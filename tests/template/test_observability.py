@@ -29,6 +29,11 @@ EMITTED_METRICS = frozenset(
         "ReconcileQueued",
         "ReconcileDeadLettered",
         "ReconcileStale",
+        "SourceDeleted",
+        "ObjectTagged",
+        "ObjectDeleted",
+        "InfectedNotCopied",
+        "ReconcileDeletionsQueued",
     }
 )
 PACKAGE = ROOT / "layers/common/uploadcare_s3_copy"

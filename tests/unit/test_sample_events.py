@@ -9,7 +9,17 @@ import pytest
 
 from devkit.make_events import SAMPLE_SIGNING_SECRET, WRONG_SIGNING_SECRET, main, render_events
 from tests.conftest import EVENTS, load_event
-from tests.webhook_support import BAD_SIGNATURE, FILE_UPLOADED, OTHER_EVENT
+from tests.webhook_support import (
+    BAD_SIGNATURE,
+    FILE_DELETED,
+    FILE_INFECTED,
+    FILE_UPLOADED,
+    INFO_UPDATED_INFECTED,
+    OTHER_EVENT,
+    RecordingQueue,
+    unit_app,
+)
+from uploadcare_s3_copy.copy_request import CopyRequest
 from uploadcare_s3_copy.webhook.signing import verify
 
 RENDERED = render_events()
@@ -89,3 +99,17 @@ def test_writing_restores_a_stale_file(tmp_path: Path) -> None:
 
     assert (tmp_path / FILE_UPLOADED).read_text(encoding="utf-8") == RENDERED[FILE_UPLOADED]
     assert main(["--check", "--dir", str(tmp_path)]) == 0
+
+
+@pytest.mark.parametrize(
+    ("name", "queued_as"),
+    [(FILE_DELETED, "file.deleted"), (FILE_INFECTED, "file.infected"), (INFO_UPDATED_INFECTED, "file.infected")],
+)
+def test_the_deletion_and_infection_samples_are_queued_with_their_event(name: str, queued_as: str) -> None:
+    queue = RecordingQueue()
+
+    answer = unit_app(queue=queue).answer(load_event(name))
+
+    [message] = queue.messages
+    assert answer.status == 202
+    assert CopyRequest.from_message(message).event == queued_as

@@ -80,7 +80,7 @@ def test_a_signed_body_gets_the_answer_it_is_owed_and_is_queued_exactly_once_whe
     if status == 202:
         [message] = queue.messages
         request = CopyRequest.from_message(message)
-        assert (request.uuid, request.size) == (delivery.uuid, delivery.size)
+        assert (request.uuid, request.size, request.event) == (delivery.uuid, delivery.size, delivery.queued_as)
         assert SQS_REFUSES.search(message) is None, f"SQS would refuse {message!r}"
     else:
         assert queue.messages == []

@@ -147,16 +147,65 @@ def test_another_event_is_ignored_with_a_200() -> None:
 
 
 def test_another_event_is_ignored_even_when_its_data_would_be_invalid() -> None:
-    # Given a file.deleted event whose data carries no size
+    # Given a file.stored event whose data carries no size
     payload = sample_payload(OTHER_EVENT)
-    payload["hook"]["event"] = "file.deleted"
     del payload["data"]["size"]
     queue = RecordingQueue()
 
     answer = unit_app(queue=queue).answer(event_for(payload))
 
-    assert (answer.status, answer.body["reason"]) == (200, "event file.deleted")
+    assert (answer.status, answer.body["reason"]) == (200, "event file.stored")
     assert queue.messages == []
+
+
+@pytest.mark.parametrize("event", ["file.deleted", "file.infected"])
+def test_a_deletion_or_an_infection_is_queued_with_its_event(event: str) -> None:
+    payload = sample_payload()
+    payload["hook"]["event"] = event
+    queue = RecordingQueue()
+
+    answer = unit_app(queue=queue).answer(event_for(payload))
+
+    [message] = queue.messages
+    request = CopyRequest.from_message(message)
+    assert (answer.status, answer.body["status"]) == (202, "queued")
+    assert (request.uuid, request.event, request.origin) == (payload["data"]["uuid"], event, "webhook")
+
+
+def test_a_deletion_needs_no_size_but_a_bad_one_is_still_refused() -> None:
+    sizeless = sample_payload()
+    sizeless["hook"]["event"] = "file.deleted"
+    del sizeless["data"]["size"]
+    bad = sample_payload()
+    bad["hook"]["event"] = "file.deleted"
+    bad["data"]["size"] = "12"
+    queue = RecordingQueue()
+    app = unit_app(queue=queue)
+
+    accepted, refused = app.answer(event_for(sizeless)), app.answer(event_for(bad))
+
+    assert accepted.status == 202
+    assert CopyRequest.from_message(queue.messages[0]).size == 0
+    assert (refused.status, refused.body["message"]) == (400, "data.size is not a non-negative integer")
+    assert len(queue.messages) == 1
+
+
+def test_an_info_update_with_an_infected_verdict_is_queued_as_file_infected() -> None:
+    infected = sample_payload()
+    infected["hook"]["event"] = "file.info_updated"
+    infected["data"]["appdata"] = {"uc_clamav_virus_scan": {"data": {"infected": True, "infected_with": "EICAR"}}}
+    clean = sample_payload()
+    clean["hook"]["event"] = "file.info_updated"
+    clean["data"]["appdata"] = {"uc_clamav_virus_scan": {"data": {"infected": False}}}
+    queue = RecordingQueue()
+    app = unit_app(queue=queue)
+
+    queued, ignored = app.answer(event_for(infected)), app.answer(event_for(clean))
+
+    [message] = queue.messages
+    assert queued.status == 202
+    assert CopyRequest.from_message(message).event == "file.infected"
+    assert (ignored.status, ignored.body["reason"]) == (200, "event file.info_updated")
 
 
 def _derived_payload() -> dict[str, Any]:

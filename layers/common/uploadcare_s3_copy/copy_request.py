@@ -3,7 +3,8 @@
 docs/design.md, "The copy request": JSON, versioned,
     {"version": 1, "uuid", "size", "original_filename", "mime_type", "cdn_url", "event", "received_at", "origin"}
 and optionally "uploaded_at" (Uploadcare's `datetime_uploaded`) and "specs" (the copy specs it is for; without it,
-every spec).
+every spec). `event` is file.uploaded (copy), or file.deleted / file.infected (docs/design.md, "Deletions at the
+source").
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
+
+from uploadcare_s3_copy.source_changes import COPY_REQUEST_EVENTS
 
 VERSION = 1
 ORIGINS = ("webhook", "backfill", "reconcile", "manual")
@@ -108,6 +111,8 @@ class CopyRequest:
             problems.append(f"origin is not one of {', '.join(ORIGINS)}")
         text_fields = ("original_filename", "mime_type", "cdn_url", "event", "received_at")
         problems.extend(f"{name} is not a string" for name in text_fields if not isinstance(value.get(name), str))
+        if isinstance(value.get("event"), str) and value["event"] not in COPY_REQUEST_EVENTS:
+            problems.append(f"event is not one of {', '.join(COPY_REQUEST_EVENTS)}")
         uploaded = value.get("uploaded_at", "")
         if not isinstance(uploaded, str):
             problems.append("uploaded_at is not a string")

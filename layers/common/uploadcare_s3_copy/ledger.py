@@ -3,7 +3,9 @@ records (docs/design.md, "The copy ledger: proof that lasts"). The copier writes
 
 Item: partition key `uuid`, sort key `spec`; `status` (a LedgerStatus), `bucket`, `key`, `size`, `etag`,
 `checksum` (S3's CRC64NVME when head_object returns one), `verified_at`, `updated_at`, `origin`, `uploaded_at`,
-and on `dead_lettered` the `reason`. Empty values are left out of the item.
+and on `dead_lettered` the `reason`. After a deletion or an infection at the source (docs/design.md, "Deletions at
+the source"): `removed_at` (Uploadcare's `datetime_removed`), `acted_at` and `why` (what was done to the copy and on
+what evidence), and `infected`. Empty values are left out of the item.
 """
 
 from __future__ import annotations
@@ -25,6 +27,15 @@ class LedgerStatus(StrEnum):
     SOURCE_DELETED = "source_deleted"
     OBJECT_TAGGED = "object_tagged"
     OBJECT_DELETED = "object_deleted"
+    INFECTED = "infected"  # flagged infected at the source before any copy of it was made: never copied
+
+
+# A (file, spec) in one of these states costs no Uploadcare call: its copy is proved, or its source is gone.
+SETTLED = frozenset(LedgerStatus) - {LedgerStatus.DEAD_LETTERED}
+# The states a deletion or an infection at the source leaves behind.
+AFTER_SOURCE_CHANGE = frozenset(
+    {LedgerStatus.SOURCE_DELETED, LedgerStatus.OBJECT_TAGGED, LedgerStatus.OBJECT_DELETED, LedgerStatus.INFECTED}
+)
 
 
 class LedgerUnavailableError(Exception):
@@ -46,20 +57,40 @@ class LedgerItem:
     origin: str = ""
     uploaded_at: str = ""
     reason: str = ""
+    removed_at: str = ""
+    acted_at: str = ""
+    why: str = ""
+    infected: bool = False
 
     @property
     def verified(self) -> bool:
         return self.status is LedgerStatus.VERIFIED
 
-    def to_item(self) -> dict[str, dict[str, str]]:
+    @property
+    def settled(self) -> bool:
+        """Nothing left to copy: verified, or the source was deleted or flagged infected."""
+        return self.status in SETTLED
+
+    @property
+    def has_copy(self) -> bool:
+        """An object of ours is (still) in the bucket: verified, kept or tagged after the source changed."""
+        return bool(self.key) and self.status in (
+            LedgerStatus.VERIFIED,
+            LedgerStatus.SOURCE_DELETED,
+            LedgerStatus.OBJECT_TAGGED,
+        )
+
+    def to_item(self) -> dict[str, dict[str, Any]]:
         """The item in DynamoDB's typed JSON, empty values left out."""
-        item: dict[str, dict[str, str]] = {}
+        item: dict[str, dict[str, Any]] = {}
         for name in _TEXT_FIELDS:
             value = str(getattr(self, name))
             if value:
                 item[name] = {"S": value}
         if self.size is not None:
             item["size"] = {"N": str(self.size)}
+        if self.infected:
+            item["infected"] = {"BOOL": True}
         return item
 
     @classmethod
@@ -72,7 +103,8 @@ class LedgerItem:
             where = f"{text.get('uuid')}/{text.get('spec')}"
             raise LedgerUnavailableError(f"ledger item {where}: unknown status {status!r}") from error
         size = int(item["size"]["N"]) if "size" in item and "N" in item["size"] else None
-        return cls(status=known, size=size, **text)
+        infected = item.get("infected", {}).get("BOOL") is True
+        return cls(status=known, size=size, infected=infected, **text)
 
 
 _TEXT_FIELDS = (
@@ -88,6 +120,9 @@ _TEXT_FIELDS = (
     "origin",
     "uploaded_at",
     "reason",
+    "removed_at",
+    "acted_at",
+    "why",
 )
 
 
@@ -164,7 +199,7 @@ class Ledger:
         """Writes `item` whole. A `dead_lettered` item never replaces a `verified` one (a late permanent failure of
         a duplicate must not hide a proven copy): that write is skipped."""
         extra: dict[str, Any] = {}
-        if item.status is not LedgerStatus.VERIFIED:
+        if item.status is LedgerStatus.DEAD_LETTERED:
             extra = {
                 "ConditionExpression": "attribute_not_exists(#status) OR #status <> :verified",
                 "ExpressionAttributeNames": {"#status": "status"},

@@ -20,6 +20,8 @@ class Reason(StrEnum):
     VERIFICATION_FAILED = "verification_failed"  # head_object: object missing or of the wrong size
     INVALID_COPY_REQUEST = "invalid_copy_request"  # a queue message that is not a valid copy request
     UNKNOWN_SPEC = "unknown_spec"  # the request names copy specs this deployment does not have
+    NOT_DELETED_AT_SOURCE = "not_deleted_at_source"  # a file.deleted for a file GET /files/<uuid>/ shows present
+    NOT_INFECTED_AT_SOURCE = "not_infected_at_source"  # a file.infected for a file Uploadcare does not flag infected
 
     # Transient: the record is given back to SQS and retried; after maxReceiveCount SQS dead-letters it.
     THROTTLED = "throttled"  # 429 with Retry-After

@@ -42,6 +42,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from uploadcare_s3_copy.copier.adapters import DeadLetters, Redelivery
 from uploadcare_s3_copy.copier.batch import ConcurrentBatchProcessor, RetryLater
 from uploadcare_s3_copy.copier.outcomes import RecordOutcome, Verified
+from uploadcare_s3_copy.copier.removals import MAYBE_REMOVED, Evidence, SourceChanges
 from uploadcare_s3_copy.copier.rules import (
     AWS_ATTEMPTS,
     AWS_CONNECT_SECONDS,
@@ -69,6 +70,7 @@ from uploadcare_s3_copy.secrets import (
     UploadcareKeys,
     secrets_manager_fetcher,
 )
+from uploadcare_s3_copy.source_changes import SOURCE_CHANGE_EVENTS
 from uploadcare_s3_copy.specs import CopySpec
 from uploadcare_s3_copy.uploadcare.auth import Credentials
 from uploadcare_s3_copy.uploadcare.client import UploadcareClient, new_pool
@@ -77,6 +79,13 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
 IDEMPOTENCY_KEY_PREFIX = "uploadcare-s3-copy"
+# What a confirmed deletion or infection did to a (file, spec), as a count metric each.
+SOURCE_CHANGE_METRICS = {
+    "source_deleted": "SourceDeleted",
+    "object_tagged": "ObjectTagged",
+    "object_deleted": "ObjectDeleted",
+    "infected": "InfectedNotCopied",
+}
 MAX_COPIES_IN_FLIGHT = 50
 COPIER_SECRET_FIELDS = ("public_key", "secret_key")
 
@@ -109,10 +118,12 @@ class Copier:
         key_store: KeyStore,
         persistence: DynamoDBPersistenceLayer,
         ledger: Ledger,
+        changes: SourceChanges,
         redelivery: Redelivery | None = None,
     ) -> None:
         self.settings = settings
         self._ledger = ledger
+        self._changes = changes
         self._service = service
         self._dead_letters = dead_letters
         self._redelivery = redelivery
@@ -239,6 +250,10 @@ class Copier:
                     extra={"file_uuid": request.uuid, "spec": spec.name, "mime_type": request.mime_type},
                 )
                 outcomes.append(RecordOutcome("skipped", request.uuid, 0.0, spec=spec.name))
+        if request.event in SOURCE_CHANGE_EVENTS:
+            if wanted:
+                outcomes.extend(self._source_changed(record, request, wanted, keys, deadline, known, started))
+            return outcomes
         if len(wanted) == 1:
             outcomes.append(self._process_spec(record, request, wanted[0], keys, deadline, known))
         elif wanted:
@@ -287,7 +302,8 @@ class Copier:
                 spec=spec.name,
             )
         except PermanentFailure as failure:
-            return self._dead_letter(record, request, (spec.name,), failure, started)
+            removed = self._removed_before_copy(request, spec, keys, failure, deadline, started)
+            return removed or self._dead_letter(record, request, (spec.name,), failure, started)
         except TransientFailure as failure:
             logger.warning(
                 "Copy failed for now; given back to the queue",
@@ -320,6 +336,75 @@ class Copier:
         finally:
             logger.thread_safe_clear_keys()
 
+    def _source_changed(
+        self,
+        record: SQSRecord,
+        request: CopyRequest,
+        specs: list[CopySpec],
+        keys: UploadcareKeys,
+        deadline: Deadline,
+        known: LedgerView | None,
+        started: float,
+    ) -> list[RecordOutcome]:
+        """A file.deleted / file.infected: confirmed once with Uploadcare, then applied to each spec's copy in turn
+        (tags and deletes are quick). Not confirmed: parked whole, nothing touched, no ledger item."""
+        names = tuple(spec.name for spec in specs)
+        logger.thread_safe_append_keys(file_uuid=request.uuid, message_id=record.message_id, event=request.event)
+        try:
+            _time_for_a_call(deadline)
+            evidence = self._changes.confirm(request, keys)
+            return [self._change_spec(record, request, spec, evidence, deadline, known) for spec in specs]
+        except PermanentFailure as failure:
+            return [self._dead_letter(record, request, names, failure, started)]
+        except TransientFailure as failure:
+            logger.warning("Source change not applied for now; given back", extra={"reason": str(failure.reason)})
+            return [
+                RecordOutcome("retry", request.uuid, time.monotonic() - started, reason=failure.reason, spec=name)
+                for name in names
+            ]
+        finally:
+            logger.thread_safe_clear_keys()
+
+    def _change_spec(
+        self,
+        record: SQSRecord,
+        request: CopyRequest,
+        spec: CopySpec,
+        evidence: Evidence,
+        deadline: Deadline,
+        known: LedgerView | None,
+    ) -> RecordOutcome:
+        started = time.monotonic()
+        try:
+            _time_for_a_call(deadline)
+            item = self._ledger_item(request.uuid, spec.name, known)
+            applied = self._changes.apply(request, spec.name, item, evidence)
+        except PermanentFailure as failure:
+            return self._dead_letter(record, request, (spec.name,), failure, started)
+        except TransientFailure as failure:
+            logger.warning(
+                "Source change not applied for now; given back",
+                extra={"spec": spec.name, "reason": str(failure.reason), "detail": failure.detail},
+            )
+            return RecordOutcome(
+                "retry", request.uuid, time.monotonic() - started, reason=failure.reason, spec=spec.name
+            )
+        written = applied.item
+        logger.info(
+            "Source change applied" if written else "Source change already applied: nothing to do",
+            extra={"spec": spec.name, "outcome": applied.outcome, "why": written.why if written else None},
+        )
+        return RecordOutcome(applied.outcome, request.uuid, time.monotonic() - started, spec=spec.name)
+
+    def _ledger_item(self, uuid: str, spec: str, known: LedgerView | None) -> LedgerItem | None:
+        """From the batch's lookup when it covered (uuid, spec), else GetItem; TransientFailure if unreadable."""
+        if known is not None and (uuid, spec) in known.looked_up:
+            return known.items.get((uuid, spec))
+        try:
+            return self._ledger.get(uuid, spec)
+        except LedgerUnavailableError as error:
+            raise TransientFailure(Reason.AWS_UNAVAILABLE, str(error)) from error
+
     def _settled_without_copy(
         self, request: CopyRequest, spec: CopySpec, deadline: Deadline, started: float, known: LedgerView | None
     ) -> RecordOutcome | None:
@@ -331,21 +416,43 @@ class Copier:
             return RecordOutcome(
                 "retry", request.uuid, time.monotonic() - started, reason=Reason.TIMEOUT, spec=spec.name
             )
-        key = (request.uuid, spec.name)
-        if known is not None and key in known.looked_up:
-            proven = known.items.get(key)
-        else:
-            try:
-                proven = self._ledger.get(*key)
-            except LedgerUnavailableError as error:
-                raise TransientFailure(Reason.AWS_UNAVAILABLE, str(error)) from error
-        if proven is None or not proven.verified:
+        proven = self._ledger_item(request.uuid, spec.name, known)
+        if proven is None or not proven.settled:
             return None
+        if not proven.verified:
+            logger.info(
+                "The source was deleted or flagged infected: not copied",
+                extra={"status": str(proven.status), "why": proven.why},
+            )
+            return RecordOutcome("skipped", request.uuid, time.monotonic() - started, spec=spec.name)
         logger.info(
             "Already verified in the ledger: no Uploadcare call",
             extra={"copy": {"bucket": proven.bucket, "key": proven.key, "verified_at": proven.verified_at}},
         )
         return RecordOutcome("duplicate", request.uuid, time.monotonic() - started, spec=spec.name)
+
+    def _removed_before_copy(
+        self,
+        request: CopyRequest,
+        spec: CopySpec,
+        keys: UploadcareKeys,
+        failure: PermanentFailure,
+        deadline: Deadline,
+        started: float,
+    ) -> RecordOutcome | None:
+        """remote_copy refused a source that may have been removed meanwhile: if Uploadcare shows it removed, the
+        (file, spec) ends `source_deleted` in the ledger (nothing to copy, nothing lost), else None (parked)."""
+        if failure.reason not in MAYBE_REMOVED or not deadline.allows_aws_call():
+            return None
+        try:
+            applied = self._changes.removed_before_copy(request, spec.name, keys)
+        except (PermanentFailure, TransientFailure) as error:
+            logger.info("Could not tell whether the source was removed", extra={"error": str(error)})
+            return None
+        if applied is None:
+            return None
+        logger.info("The file was removed at Uploadcare before it was copied", extra={"detail": failure.detail})
+        return RecordOutcome(applied.outcome, request.uuid, time.monotonic() - started, spec=spec.name)
 
     def _persistence_failed(
         self,
@@ -486,7 +593,8 @@ class Copier:
             logger.error("DLQ send failed; the record is given back so it is not lost", extra=extra)
             return RecordOutcome("retry", uuid, time.monotonic() - started, reason=Reason.AWS_UNAVAILABLE, spec=spec)
         logger.error("Copy failed permanently; sent to the dead-letter queue", extra=extra)
-        if request is not None and specs and failure.reason is not Reason.UNKNOWN_SPEC:  # no item for no spec
+        # No item for no spec, nor for a deletion not confirmed: the copy (if any) stands as it was.
+        if request is not None and specs and failure.reason is not Reason.UNKNOWN_SPEC and not _source_change(request):
             for name in specs:
                 self._record_dead_lettered(request, name, failure)
         return RecordOutcome("dead_lettered", uuid, time.monotonic() - started, reason=failure.reason, spec=spec)
@@ -498,13 +606,14 @@ class Copier:
             "already_exists": "CopyAlreadyExisted",
             "duplicate": "CopyDuplicate",
             "skipped": "CopySkipped",
+            **SOURCE_CHANGE_METRICS,
         }
         by_spec: Counter[tuple[str, str]] = Counter()
         for outcome in outcomes:
             name = names.get(outcome.outcome) or ("CopyFailed" if outcome.outcome == "dead_lettered" else "CopyRetried")
             if outcome.spec and outcome.reason is not Reason.UNKNOWN_SPEC:
                 by_spec[(name, outcome.spec)] += 1
-            if outcome.outcome == "skipped":
+            if outcome.outcome == "skipped" or outcome.outcome in SOURCE_CHANGE_METRICS:
                 metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
             elif outcome.outcome in names:
                 metrics.add_metric(name=names[outcome.outcome], unit=MetricUnit.Count, value=1)
@@ -527,6 +636,15 @@ class Copier:
         for (name, spec), count in sorted(by_spec.items()):  # the deployment's spec names: at most ten values
             with single_metric(name=name, unit=MetricUnit.Count, value=count, namespace=metrics.namespace) as one:
                 one.add_dimension(name="spec", value=spec)
+
+
+def _time_for_a_call(deadline: Deadline) -> None:
+    if not deadline.allows_aws_call():
+        raise TransientFailure(Reason.TIMEOUT, "no time left in this invocation for the next call")
+
+
+def _source_change(request: CopyRequest) -> bool:
+    return request.event in SOURCE_CHANGE_EVENTS
 
 
 def copies_in_flight(settings: CopierSettings) -> int:
@@ -565,6 +683,7 @@ def build_copier(environ: Mapping[str, str]) -> Copier:
                 )
             return client
 
+    ledger = Ledger(dynamodb, settings.ledger_table)
     return Copier(
         settings,
         service=CopyService(s3=s3, key_store=key_store, client_factory=client_factory),
@@ -573,7 +692,8 @@ def build_copier(environ: Mapping[str, str]) -> Copier:
         persistence=DynamoDBPersistenceLayer(
             table_name=settings.idempotency_table, key_attr="id", expiry_attr="expiration", boto3_client=dynamodb
         ),
-        ledger=Ledger(dynamodb, settings.ledger_table),
+        ledger=ledger,
+        changes=SourceChanges(s3=s3, ledger=ledger, client_factory=client_factory, policy=settings.on_source_delete),
         redelivery=Redelivery(sqs, settings.copy_queue_url),
     )
 

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from uploadcare_s3_copy.settings import DEFAULT_API_URL, EnvReader, parse_url
+from uploadcare_s3_copy.source_changes import SourcePolicy, parse_policy
 from uploadcare_s3_copy.specs import CopySpec, read_copy_specs
 
 # Uploadcare retries a webhook for up to 72 hours; an idempotency record must outlive that window.
@@ -27,6 +28,7 @@ class CopierSettings:
     copy_concurrency: int = DEFAULT_COPY_CONCURRENCY
     idempotency_ttl_seconds: int = DEFAULT_IDEMPOTENCY_TTL_SECONDS
     ledger_table: str = ""  # required of the copier's environment; the CLI's direct copy does not use it
+    on_source_delete: SourcePolicy = SourcePolicy.KEEP  # what a confirmed file.deleted does to the copies
 
     def spec(self, name: str) -> CopySpec | None:
         return next((spec for spec in self.specs if spec.name == name), None)
@@ -52,6 +54,7 @@ def load_copier_settings(environ: Mapping[str, str]) -> CopierSettings:
         idempotency_ttl_seconds=read.parsed(
             "IDEMPOTENCY_TTL_SECONDS", DEFAULT_IDEMPOTENCY_TTL_SECONDS, int, "a whole number of seconds"
         ),
+        on_source_delete=read.parsed("ON_SOURCE_DELETE", SourcePolicy.KEEP, parse_policy, "keep, tag or delete"),
     )
     read.check(1 <= settings.copy_concurrency <= 50, "COPY_CONCURRENCY must be between 1 and 50")
     read.check(

@@ -31,6 +31,7 @@ SUMMARY_METRICS = {
     "dead_lettered": "ReconcileDeadLettered",
     "skipped": "ReconcileSkipped",
     "stale": "ReconcileStale",
+    "deletions_queued": "ReconcileDeletionsQueued",
 }
 
 

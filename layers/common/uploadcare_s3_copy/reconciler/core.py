@@ -22,13 +22,14 @@ from typing import Any, Protocol
 from botocore.exceptions import BotoCoreError, ClientError
 
 from uploadcare_s3_copy.copy_request import CopyRequest, has_file_identity
-from uploadcare_s3_copy.ledger import Ledger, LedgerItem, LedgerStatus, LedgerUnavailableError
+from uploadcare_s3_copy.ledger import AFTER_SOURCE_CHANGE, Ledger, LedgerItem, LedgerStatus, LedgerUnavailableError
 from uploadcare_s3_copy.moments import iso_z, parse_when, uploaded_at
 from uploadcare_s3_copy.observability import logger
 from uploadcare_s3_copy.queueing import QueueSendError
 from uploadcare_s3_copy.reasons import CopyFailure, Reason, TransientFailure
 from uploadcare_s3_copy.reconciler.settings import ReconcilerSettings
 from uploadcare_s3_copy.reconciler.state import ReconcileState, StateStore
+from uploadcare_s3_copy.source_changes import FILE_DELETED, SourcePolicy
 from uploadcare_s3_copy.uploadcare import FilesPage, files_cursor
 from uploadcare_s3_copy.webhook.rules import derived_from
 
@@ -119,6 +120,7 @@ class Summary:
     dead_lettered: int = 0
     skipped: int = 0
     stale: int = 0
+    deletions_queued: int = 0  # removed files whose copies still stand: a file.deleted queued for them
     pages: int = 0
     complete: bool = False
     stopped_by: str | None = None  # why an incomplete run stopped: "deadline" or a failure reason
@@ -134,6 +136,7 @@ class Summary:
             "from": iso_z(self.lower) if self.lower else None,
             "to": iso_z(self.upper),
             "stale": self.stale,
+            "deletions_queued": self.deletions_queued,
             "pages": self.pages,
             "run": str(self.kind),
         }
@@ -226,7 +229,55 @@ class Reconciler:
                 if state is None:
                     break
         summary.complete = next_cursor is None and summary.stopped_by is None
+        if summary.complete and self.settings.on_source_delete is not SourcePolicy.KEEP:
+            self._removed_pass(summary, remaining)
         return summary
+
+    def _removed_pass(self, summary: Summary, remaining: Callable[[], float]) -> None:
+        """Deletions whose webhook was lost: the window's removed files (`removed=true`) whose copies the ledger
+        still has standing get the file.deleted request the webhook would have queued (the copier confirms it
+        again before acting). Not resumable: a pass cut short is marked incomplete, and the next run's overlap or
+        a `{"full": true}` run covers it. Only files uploaded inside the window are listed (Uploadcare pages by
+        upload time), so an old file deleted now is found by a full run."""
+        lower = summary.lower
+        cursor: str | None = files_cursor(
+            from_datetime=iso_z(lower) if lower else None, limit=self._page_size, removed=True
+        )
+        while cursor is not None:
+            if remaining() < self._page_seconds + self._finish_seconds:
+                summary.stopped_by, summary.complete = "deadline", False
+                return
+            try:
+                page = self._fetch(cursor, remaining)
+                files, beyond = _in_window(page.files, summary.upper)
+                bodies = self._lost_deletions(files)
+                if bodies:
+                    self._sender.send_all(bodies)
+            except CopyFailure as failure:
+                summary.stopped_by, summary.complete = str(failure.reason), False
+                logger.error("GET /files/?removed=true failed; the run stops here", extra={"detail": failure.detail})
+                return
+            except (LedgerUnavailableError, QueueSendError, ClientError, BotoCoreError) as error:
+                summary.stopped_by, summary.complete = str(Reason.AWS_UNAVAILABLE), False
+                logger.error("AWS call failed; the run stops here", extra={"error": str(error)[:300]})
+                return
+            summary.deletions_queued += len(bodies)
+            summary.pages += 1
+            cursor = None if beyond else page.next_url
+
+    def _lost_deletions(self, files: list[Mapping[str, Any]]) -> list[str]:
+        removed = [info for info in files if has_file_identity(info) and info.get("datetime_removed")]
+        names = [spec.name for spec in self.settings.specs]
+        view = self._ledger.get_all([(str(info["uuid"]), name) for info in removed for name in names])
+        bodies: list[str] = []
+        for info in removed:
+            uuid = str(info["uuid"])
+            standing = tuple(name for name in names if _still_standing(view.items.get((uuid, name))))
+            if standing:
+                request = CopyRequest.from_file_info(dict(info), event=FILE_DELETED, origin="reconcile")
+                bodies.append(request.for_specs(standing).to_message())
+                logger.info("A removed file's copies still stand: file.deleted queued", extra={"file_uuid": uuid})
+        return bodies
 
     def _start(self, request: RunRequest) -> tuple[Summary, ReconcileState | None, datetime | None, str]:
         """The run's window and first page: a scheduled run goes on with an unfinished run's window and cursor, or
@@ -315,6 +366,9 @@ class Reconciler:
                 tally.skipped += 1
                 continue
             items = [view.items.get((uuid, spec)) for spec in specs]
+            if all(item is not None and item.status in AFTER_SOURCE_CHANGE for item in items):
+                tally.skipped += 1  # deleted or flagged infected at the source: nothing (more) to copy
+                continue
             missing = tuple(spec for spec, item in zip(specs, items, strict=True) if not _settled(item))
             tally.checked += 1
             if missing:
@@ -325,7 +379,7 @@ class Reconciler:
                 if watermark is not None and moment is not None and moment <= watermark:
                     tally.stale += 1
                     logger.warning("Still not verified after an earlier run queued it", extra={"file_uuid": uuid})
-            elif all(item is not None and item.verified for item in items):
+            elif all(item is not None and (item.verified or item.status in AFTER_SOURCE_CHANGE) for item in items):
                 tally.verified += 1
             else:
                 tally.dead_lettered += 1
@@ -336,9 +390,17 @@ class Reconciler:
         return tuple(spec.name for spec in self.settings.specs if spec.applies_to(mime_type))
 
 
+def _still_standing(item: LedgerItem | None) -> bool:
+    """A copy no deletion has been applied to yet (verified, or only tagged infected)."""
+    if item is None or not item.has_copy:
+        return False
+    return item.verified or (item.status is LedgerStatus.OBJECT_TAGGED and not item.removed_at)
+
+
 def _settled(item: LedgerItem | None) -> bool:
-    """A spec needs no copy request: its copy is verified, or parked in the DLQ (waiting for `dlq redrive`)."""
-    return item is not None and item.status in (LedgerStatus.VERIFIED, LedgerStatus.DEAD_LETTERED)
+    """A spec needs no copy request: its copy is verified, parked in the DLQ (waiting for `dlq redrive`), or its
+    source was deleted or flagged infected."""
+    return item is not None and (item.settled or item.status is LedgerStatus.DEAD_LETTERED)
 
 
 def _in_window(files: list[dict[str, Any]], upper: datetime) -> tuple[list[Mapping[str, Any]], bool]:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from uploadcare_s3_copy.ledger import DEFAULT_SPEC
 from uploadcare_s3_copy.settings import DEFAULT_API_URL, EnvReader, parse_bool, parse_url
+from uploadcare_s3_copy.source_changes import SourcePolicy, parse_policy
 from uploadcare_s3_copy.specs import CopySpec, read_copy_specs
 
 DEFAULT_OVERLAP_SECONDS = 86400  # each scheduled run looks a day further back than where the last one ended
@@ -26,6 +27,8 @@ class ReconcilerSettings:
     grace_seconds: int = DEFAULT_GRACE_SECONDS
     # every copy spec of the deployment (the names, and which files each copies)
     specs: tuple[CopySpec, ...] = (CopySpec(DEFAULT_SPEC, "", ""),)
+    # other than keep: removed files of the window are looked for too, and copies still standing get a file.deleted
+    on_source_delete: SourcePolicy = SourcePolicy.KEEP
 
 
 def load_reconciler_settings(environ: Mapping[str, str]) -> ReconcilerSettings:
@@ -43,6 +46,7 @@ def load_reconciler_settings(environ: Mapping[str, str]) -> ReconcilerSettings:
             "RECONCILE_OVERLAP_SECONDS", DEFAULT_OVERLAP_SECONDS, int, "a whole number of seconds"
         ),
         grace_seconds=read.parsed("RECONCILE_GRACE_SECONDS", DEFAULT_GRACE_SECONDS, int, "a whole number of seconds"),
+        on_source_delete=read.parsed("ON_SOURCE_DELETE", SourcePolicy.KEEP, parse_policy, "keep, tag or delete"),
     )
     read.check(
         0 <= settings.overlap_seconds <= MAX_OVERLAP_SECONDS,

@@ -51,9 +51,12 @@ class FilesPage:
     next_url: str | None  # the `next` URL as Uploadcare sent it: the resume cursor for a backfill
 
 
-def files_cursor(*, from_datetime: str | None = None, stored: bool | None = None, limit: int = 100) -> str:
-    """The first page of `GET /files/` in upload order, not removed files only: a cursor for `list_files_page`."""
-    query = [f"limit={limit}", "ordering=datetime_uploaded", "removed=false"]
+def files_cursor(
+    *, from_datetime: str | None = None, stored: bool | None = None, limit: int = 100, removed: bool = False
+) -> str:
+    """The first page of `GET /files/` in upload order, not removed files only (removed ones only with
+    `removed=True`): a cursor for `list_files_page`."""
+    query = [f"limit={limit}", "ordering=datetime_uploaded", f"removed={'true' if removed else 'false'}"]
     if stored is not None:
         query.append(f"stored={'true' if stored else 'false'}")
     if from_datetime:

@@ -1,4 +1,5 @@
-"""The webhook function: Uploadcare `file.uploaded` in, one copy request on the queue out.
+"""The webhook function: Uploadcare `file.uploaded` (or `file.deleted`, `file.infected`) in, one copy request on the
+queue out.
 
 `settings` (its environment), `answers` (what Uploadcare is told), `signing` (X-Uc-Signature), `rules` (the pure
 decisions), `adapters` (SQS) and `app` (the wiring the handler in functions/webhook calls).

@@ -1,6 +1,7 @@
 """The webhook's answers to Uploadcare (docs/design.md, "Webhook function: the answers").
 
-202 {"status": "queued", "uuid": ...}                 valid signature, file.uploaded, valid file: one copy request
+202 {"status": "queued", "uuid": ...}                 valid signature, file.uploaded / file.deleted / file.infected
+                                                      (or an infected file.info_updated), valid file: one request
 200 {"status": "ignored", "reason": ...}              other event, or filtered out (SKIP_DERIVED): nothing queued
 401/400/413/405 {"status": "rejected", "reason", "message"}   bad signature / bad payload / too big / not POST
 503 {"status": "unavailable", "reason", "message"}    queue or Secrets Manager unavailable: Uploadcare retries
@@ -26,7 +27,7 @@ class WebhookReason(StrEnum):
     NOT_UTF8 = "not_utf8"  # 400
     NOT_JSON = "not_json"  # 400: not JSON, or not a JSON object
     INVALID_PAYLOAD = "invalid_payload"  # 400: a field is missing or malformed; the message names it
-    OTHER_EVENT = "other_event"  # 200 ignored: not file.uploaded
+    OTHER_EVENT = "other_event"  # 200 ignored: not file.uploaded, file.deleted, file.infected, infected info_updated
     DERIVED_FILE = "derived_file"  # 200 ignored: SKIP_DERIVED and initiator.detail.source_file_uuid is set
     QUEUE_UNAVAILABLE = "queue_unavailable"  # 503
     SECRET_UNAVAILABLE = "secret_unavailable"  # noqa: S105 - 503; a reason code, not a password

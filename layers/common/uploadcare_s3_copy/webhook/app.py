@@ -35,7 +35,6 @@ from uploadcare_s3_copy.webhook.answers import (
     unavailable,
 )
 from uploadcare_s3_copy.webhook.rules import (
-    FILE_UPLOADED,
     SigningKeys,
     check_signature,
     copy_request_from,
@@ -43,6 +42,7 @@ from uploadcare_s3_copy.webhook.rules import (
     header,
     hook_event,
     parse_payload,
+    queued_event,
     read_body,
     request_method,
 )
@@ -88,9 +88,10 @@ class WebhookApp:
             raise
         payload = parse_payload(body)
         event_name = hook_event(payload)
-        if event_name != FILE_UPLOADED:
+        queued_as = queued_event(event_name, payload)
+        if queued_as is None:
             return ignored(WebhookReason.OTHER_EVENT, f"event {event_name}")
-        request = copy_request_from(payload)
+        request = copy_request_from(payload, queued_as)
         logger.set_correlation_id(request.uuid)
         if self.settings.skip_derived and derived_from(payload):
             return ignored(WebhookReason.DERIVED_FILE, "derived file")

@@ -15,10 +15,16 @@ from typing import Any, Protocol
 from uploadcare_s3_copy.copy_request import UUID_PATTERN, CopyRequest
 from uploadcare_s3_copy.observability import logger
 from uploadcare_s3_copy.secrets import UploadcareKeys
+from uploadcare_s3_copy.source_changes import (
+    COPY_REQUEST_EVENTS,
+    FILE_INFECTED,
+    FILE_INFO_UPDATED,
+    FILE_UPLOADED,
+    is_infected,
+)
 from uploadcare_s3_copy.webhook import signing
 from uploadcare_s3_copy.webhook.answers import Refused, WebhookReason, rejected
 
-FILE_UPLOADED = "file.uploaded"
 _MAX_EVENT_NAME = 64  # an event name is echoed in the answer and the log; Uploadcare's are ~15 characters
 _OPTIONAL_TEXT_FIELDS = ("original_filename", "mime_type", "original_file_url")
 
@@ -137,8 +143,9 @@ def hook_event(payload: Mapping[str, Any]) -> str:
     return event[:_MAX_EVENT_NAME]
 
 
-def file_problems(data: Any) -> list[str]:
-    """What is wrong with a webhook's `data` (the file object), one phrase per field; empty when it is usable."""
+def file_problems(data: Any, *, size_required: bool = True) -> list[str]:
+    """What is wrong with a webhook's `data` (the file object), one phrase per field; empty when it is usable. A
+    deletion needs no size (the copier asks Uploadcare about the file anyway), but a size given must be one."""
     if not isinstance(data, Mapping):
         return ["data is missing or not an object"]
     problems: list[str] = []
@@ -149,7 +156,8 @@ def file_problems(data: Any) -> list[str]:
         problems.append("data.uuid is not a lowercase canonical file UUID")
     size = data.get("size")
     if size is None:
-        problems.append("data.size is missing")
+        if size_required:
+            problems.append("data.size is missing")
     elif isinstance(size, bool) or not isinstance(size, int) or size < 0:
         problems.append("data.size is not a non-negative integer")
     problems.extend(
@@ -160,15 +168,29 @@ def file_problems(data: Any) -> list[str]:
     return problems
 
 
-def copy_request_from(payload: Mapping[str, Any]) -> CopyRequest:
-    """The copy request for a valid `file.uploaded` payload; `Refused` (400) naming every bad field otherwise."""
+def queued_event(event: str, payload: Mapping[str, Any]) -> str | None:
+    """The copy request event a webhook event becomes, or None when it is not one the copier acts on. A
+    `file.info_updated` whose ClamAV verdict is "infected" is a `file.infected` (Uploadcare's announced successor)."""
+    if event in COPY_REQUEST_EVENTS:
+        return event
     data = payload.get("data")
-    problems = file_problems(data)
+    if event == FILE_INFO_UPDATED and isinstance(data, Mapping) and is_infected(data):
+        return FILE_INFECTED
+    return None
+
+
+def copy_request_from(payload: Mapping[str, Any], event: str = FILE_UPLOADED) -> CopyRequest:
+    """The copy request for a valid payload of `event`; `Refused` (400) naming every bad field otherwise."""
+    data = payload.get("data")
+    problems = file_problems(data, size_required=event == FILE_UPLOADED)
     if problems or not isinstance(data, Mapping):
         raise _invalid("; ".join(problems))
     cdn_url = payload.get("file")
     return CopyRequest.from_file_info(
-        dict(data), event=FILE_UPLOADED, origin="webhook", cdn_url=cdn_url if isinstance(cdn_url, str) else ""
+        {**data, "size": data.get("size") or 0},
+        event=event,
+        origin="webhook",
+        cdn_url=cdn_url if isinstance(cdn_url, str) else "",
     )
 
 
