@@ -323,11 +323,12 @@ def summary_table(result: AuditResult) -> Table:
     window = f"{iso_z(result.lower) if result.lower else 'the first'} to {iso_z(result.upper)}"
     table = Table(title=f"Uploads from {window}", title_justify="left")
     table.add_column("spec")
-    for name in ("files", "verified", "missing", "mismatched", "dead-lettered", "infected"):
+    statuses = _STATUSES if result.infected_files else _STATUSES[:-1]  # the infected column only when there are
+    for name in ("files", "verified", "missing", "mismatched", "dead-lettered", "infected")[: len(statuses) + 1]:
         table.add_column(name, justify="right")
     for spec in result.specs:
         rows = [row for row in result.rows if row.spec == spec]
-        counts = [sum(1 for row in rows if row.status == status) for status in _STATUSES]
+        counts = [sum(1 for row in rows if row.status == status) for status in statuses]
         table.add_row(spec, f"{len(rows):,}", *(f"{count:,}" for count in counts))
     return table
 

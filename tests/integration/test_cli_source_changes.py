@@ -101,3 +101,5 @@ def test_audit_counts_a_file_flagged_infected_apart_and_is_not_failed_by_it(ops:
     assert result["infected"] == [{"uuid": bad.uuid, "spec": "original"}]
     assert result["missing"] == []
     assert "1 of 2 files verified, 1 flagged infected at Uploadcare (tagged, or never copied)" in text.out
+    header = next(line for line in text.out.splitlines() if "spec" in line and "files" in line)
+    assert header.rstrip(" ┃").endswith("infected")

@@ -97,10 +97,10 @@ def test_tag_adds_the_deleted_tag_and_keeps_the_objects_other_tags(
     tags = tags_of(copier, file)
     item = copier.ledger_item(file)
     assert tags["team"] == "media"
-    assert tags["uploadcare-deleted"] == item.acted_at[:10]  # type: ignore[union-attr]
+    assert tags["uploadcare-deleted"] == "true"  # a lifecycle rule can match it
     assert item is not None
     assert item.status is LedgerStatus.OBJECT_TAGGED
-    assert "tagged uploadcare-deleted (ON_SOURCE_DELETE=tag)" in item.why
+    assert "tagged uploadcare-deleted=true (ON_SOURCE_DELETE=tag)" in item.why
     assert copier.object_size(copier.key_of(file)) == 300
 
 
@@ -301,3 +301,31 @@ def test_delete_applies_to_every_specs_copy(specs: Specs, monkeypatch: pytest.Mo
         item = specs.item(file, name)
         assert item is not None
         assert item.status is LedgerStatus.OBJECT_DELETED
+
+
+def test_each_source_change_is_counted_in_metrics(
+    copier: CopierHarness, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    policy(monkeypatch, "delete")
+    deleted, infected = copied(copier, size=10), copied(copier, size=11)
+    never = copier.add_file(size=12)
+    for file in (deleted, never):
+        copier.emulator.remove_file(file.uuid)
+    copier.emulator.infect_file(infected.uuid)
+    capsys.readouterr()
+
+    copier.send_body(event_request(copier, deleted, "file.deleted"))
+    copier.send_body(event_request(copier, never, "file.deleted"))
+    copier.send_body(event_request(copier, infected, "file.infected"))
+    copier.drain()
+
+    blobs = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
+    totals = {
+        name: sum(sum(blob[name]) for blob in blobs if name in blob and "spec" not in blob)
+        for name in ("ObjectDeleted", "SourceDeleted", "ObjectTagged", "CopyLatency", "BytesCopied")
+    }
+    assert totals == {"ObjectDeleted": 1, "SourceDeleted": 1, "ObjectTagged": 1, "CopyLatency": 0, "BytesCopied": 0}
+    by_spec = {
+        (name, b["spec"]) for b in blobs if "spec" in b for name in ("ObjectDeleted", "ObjectTagged") if name in b
+    }
+    assert by_spec == {("ObjectDeleted", "original"), ("ObjectTagged", "original")}

@@ -18,7 +18,8 @@ FILE_INFO_UPDATED = "file.info_updated"  # an infected file may come as this, wi
 SOURCE_CHANGE_EVENTS = (FILE_DELETED, FILE_INFECTED)
 COPY_REQUEST_EVENTS = (FILE_UPLOADED, *SOURCE_CHANGE_EVENTS)
 
-DELETED_TAG = "uploadcare-deleted"  # value: the ISO date the copy was tagged (for a lifecycle rule)
+DELETED_TAG = "uploadcare-deleted"  # value "true": S3 lifecycle filters match a tag's exact value (the date is in
+# the ledger item, `acted_at`)
 INFECTED_TAG = "uploadcare-infected"  # value: "true"
 MAX_OBJECT_TAGS = 10  # S3's limit per object
 
@@ -27,7 +28,7 @@ class SourcePolicy(StrEnum):
     """What a confirmed deletion at the source does to every spec's copy."""
 
     KEEP = "keep"  # the ledger records source_deleted; the copy stays (a backup outlives its source)
-    TAG = "tag"  # object tag uploadcare-deleted=<date>, for a lifecycle rule of the user's to expire it
+    TAG = "tag"  # object tag uploadcare-deleted=true, for a lifecycle rule of the user's to expire it
     DELETE = "delete"  # DeleteObject: cannot be undone unless the bucket keeps versions
 
 

@@ -140,7 +140,7 @@ class SourceChanges:
                 "source_deleted", self._item(request, spec, item, LedgerStatus.SOURCE_DELETED, evidence, why)
             )
         if self.policy is SourcePolicy.TAG:
-            tagged = self._tag(item, DELETED_TAG, now_iso()[:10])
+            tagged = self._tag(item, DELETED_TAG, "true")
             if tagged is None:
                 why = "the copy was already gone from the bucket"
                 return Applied(
@@ -148,7 +148,7 @@ class SourceChanges:
                 )
             if not tagged and item.status is LedgerStatus.OBJECT_TAGGED and item.removed_at:
                 return Applied("duplicate", None)
-            why = f"tagged {DELETED_TAG} (ON_SOURCE_DELETE=tag)"
+            why = f"tagged {DELETED_TAG}=true (ON_SOURCE_DELETE=tag)"
             return Applied("object_tagged", self._item(request, spec, item, LedgerStatus.OBJECT_TAGGED, evidence, why))
         self._delete(item)
         why = "copy deleted (ON_SOURCE_DELETE=delete)"
