@@ -134,7 +134,8 @@ def targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         {
             "target": "exactly one remote_copy per (file, spec)",
             "measured": ", ".join(
-                f"{row['specs']} specs: {row['remote_copy_calls']} for {row['copies']}" for row in rows
+                f"{row['specs']} spec{'' if row['specs'] == 1 else 's'}: {row['remote_copy_calls']} for {row['copies']}"
+                for row in rows
             ),
             "met": not repeated,
         },

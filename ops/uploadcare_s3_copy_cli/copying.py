@@ -115,6 +115,9 @@ def _copy_directly(
                     ctx.say(f"{MARK_SKIPPED} {label}  {request.mime_type} is not a type copy spec {spec.name} copies")
                     continue
                 proven = _proof(ledger, request.uuid, spec.name) if not force else None
+                if proven is not None and not proven.verified:
+                    ctx.say(f"{MARK_SKIPPED} {label}  not copied: the ledger says {proven.why}; --force copies anyway")
+                    continue
                 if proven is not None:
                     where = f"s3://{proven.bucket}/{proven.key} ({proven.verified_at})"
                     ctx.say(f"{MARK_SKIPPED} {label}  already verified at {where}; --force copies again")
@@ -138,7 +141,8 @@ def _proof(ledger: Ledger | None, uuid: str, spec: str) -> LedgerItem | None:
         item = ledger.get(uuid, spec)
     except LedgerUnavailableError:
         return None  # then the copy is made; its write will say whether the ledger works
-    return item if item is not None and item.verified else None
+    # a proof, or a flag that the source was deleted or found infected (the copier would not copy it either)
+    return item if item is not None and item.settled else None
 
 
 def _record(ctx: Context, ledger: Ledger | None, request: CopyRequest, spec: str, verified: Verified) -> str:

@@ -103,3 +103,21 @@ def test_audit_counts_a_file_flagged_infected_apart_and_is_not_failed_by_it(ops:
     assert "1 of 2 files verified, 1 flagged infected at Uploadcare (tagged, or never copied)" in text.out
     header = next(line for line in text.out.splitlines() if "spec" in line and "files" in line)
     assert header.rstrip(" ┃").endswith("infected")
+
+
+def test_copy_direct_does_not_copy_a_file_the_ledger_says_is_infected_unless_forced(ops: Ops) -> None:
+    file = ops.emulator.add_file(original_filename="eicar.jpg", size=68)
+    ops.emulator.infect_file(file.uuid)
+    infected = CopyRequest.from_file_info(ops.emulator.file_info(file.uuid), event="file.infected", origin="webhook")
+    ops.copier.send_body(infected.to_message())  # flagged before any copy: never copied
+    ops.copier.drain()
+
+    refused = ops.run("copy", "--direct", file.uuid)
+    forced = ops.run("copy", "--direct", "--force", file.uuid)
+
+    assert refused.code == 0, refused.text
+    assert f"· {file.uuid}  not copied: the ledger says file.infected confirmed" in refused.out
+    assert "--force copies anyway" in refused.out
+    assert ops.emulator.copy_calls(file.uuid) == 1  # only the forced copy
+    assert forced.code == 0, forced.text
+    assert ops.copier.object_size(ops.copier.key_of(file)) == 68
