@@ -51,7 +51,7 @@ class Function:
 
 
 def functions(flow: LocalFlow, aws_endpoint: str) -> dict[str, Function]:
-    """The two product functions and the baseline, wired to the local stack. Logs at INFO, the template's default."""
+    """The three product functions and the baseline, wired to the local stack. Logs at INFO, the template's default."""
     common = {**FAKE_AWS_ENV, "AWS_ENDPOINT_URL": aws_endpoint, "LOG_LEVEL": "INFO", "POWERTOOLS_LOG_LEVEL": "INFO"}
     stack = flow.stack
     baseline_env = {
@@ -61,6 +61,9 @@ def functions(flow: LocalFlow, aws_endpoint: str) -> dict[str, Function]:
     return {
         "webhook": Function("webhook", "handle_webhook:lambda_handler", 128, 5, {**stack.webhook_env(), **common}),
         "copier": Function("copier", "handle_copy:lambda_handler", 256, 300, {**stack.copier_env(), **common}),
+        "reconciler": Function(
+            "reconciler", "handle_reconcile:lambda_handler", 256, 300, {**stack.reconciler_env(), **common}
+        ),
         "baseline": Function(
             "baseline",
             "bench.baseline.handle_baseline:lambda_handler",

@@ -32,10 +32,11 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from bench import reconcile_cost, spec_fanout, webhook_cold_warm
+from bench import first_request, reconcile_cost, spec_fanout, webhook_cold_warm
 from bench.harness import (
     Function,
     child_cpu_seconds,
@@ -51,8 +52,10 @@ from bench.harness import (
 from bench.package_size import package_sizes
 from bench.plot import plot_throughput
 from bench.stats import Summary, human_bytes, markdown_table, mib, ratio, with_tables
+from devkit.emulator import EmulatedFile
 from devkit.flow import LocalFlow
 from devkit.servers import aws_env, moto_server
+from uploadcare_s3_copy.moments import iso_z
 
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results.json"
@@ -62,6 +65,7 @@ WARM_EVENTS = 10
 FUNCTION_LABELS = {
     "webhook": "webhook (this project)",
     "copier": "copier (this project), batch of 1",
+    "reconciler": "reconciler (this project), one-minute window",
     "baseline": "BASELINE webhook, copy in the request",
 }
 SERVICES = (
@@ -89,6 +93,15 @@ def _failures(result: Mapping[str, Any]) -> int:
 # --- 1. cold start ---------------------------------------------------------------------------------------------
 
 
+def _cold_event(flow: LocalFlow, label: str, file: EmulatedFile) -> dict[str, Any]:
+    if label == "copier":
+        return sqs_event(flow, [file])
+    if label == "reconciler":  # a window run over the minute around the file: one page, its ledger lookup
+        uploaded = file.datetime_uploaded
+        return {"from": iso_z(uploaded - timedelta(seconds=30)), "to": iso_z(uploaded + timedelta(seconds=30))}
+    return webhook_event(flow, file)
+
+
 def cold_starts(flow: LocalFlow, fns: Mapping[str, Function], runs: int) -> dict[str, dict[str, list[float]]]:
     flow.emulator.copy_delay = 0.0
     out: dict[str, dict[str, list[float]]] = {
@@ -97,7 +110,7 @@ def cold_starts(flow: LocalFlow, fns: Mapping[str, Function], runs: int) -> dict
     for run in range(runs):
         for label in FUNCTION_LABELS:  # interleaved, so a change of load falls on all three alike
             files = new_files(flow, 1 + WARM_EVENTS)
-            events = [sqs_event(flow, [f]) if label == "copier" else webhook_event(flow, f) for f in files]
+            events = [_cold_event(flow, label, f) for f in files]
             spec = {"phases": [{"name": "first", "events": events[:1]}, {"name": "warm", "events": events[1:]}]}
             result = run_container(fns[label], spec)
             _check(_failures(result) == 0, f"cold start run {run} of {label}: {result['phases']}")
@@ -449,6 +462,15 @@ def targets(results: Mapping[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+def _webhook_breakdown(results: Mapping[str, Any]) -> list[str]:
+    """Where the webhook's cold start goes: its import by package, its first request by step."""
+    packages = ", ".join(f"{name} {spent:.0f}" for name, spent in results["webhook_warm"]["import_by_package_ms"])
+    lines = [f"\nWebhook import by package (self ms, one `python -X importtime` run): {packages}"]
+    if "first_request" in results:
+        lines.append(first_request.report_line(results["first_request"]))
+    return lines
+
+
 def report(results: Mapping[str, Any]) -> str:
     out: list[str] = []
     m = results["machine"]
@@ -477,8 +499,7 @@ def report(results: Mapping[str, Any]) -> str:
     out.append(
         f"\nWebhook cold start, this project / baseline: {ours * 1000:.0f} / {base * 1000:.0f} ms = {ours / base:.2f}"
     )
-    packages = ", ".join(f"{name} {spent:.0f}" for name, spent in results["webhook_warm"]["import_by_package_ms"])
-    out.append(f"\nWebhook import by package (self ms, one `python -X importtime` run): {packages}")
+    out.extend(_webhook_breakdown(results))
 
     warm = results["webhook_warm"]
     out.append(f"\n### Warm webhook request, ms (per process the median of {results['config']['warm']} requests)\n")
@@ -664,6 +685,9 @@ def main(argv: list[str] | None = None) -> int:
             fns = {label: fn for label, fn in functions(flow, endpoint).items()}
             fns["webhook"] = fns["webhook"].with_env(COPY_QUEUE_URL=scratch)
             results["cold_start"] = cold_starts(flow, fns, args.runs)
+            results["first_request"] = first_request.as_json(
+                first_request.measure(fns["webhook"].env, flow.stack.secret_id, scratch, args.runs)
+            )
             results["webhook_warm"] = webhook_warm(fns, args.warm_runs, args.warm)
             results["calls"] = calls_per_file(flow, fns)
             results["throughput"] = throughput(flow, fns, args.copy_delay, args.files, SETUPS)

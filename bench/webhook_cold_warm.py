@@ -43,6 +43,11 @@ UNWANTED = (
     "aws_lambda_powertools.event_handler",
     "aws_lambda_powertools.utilities.idempotency",
     "uploadcare_s3_copy.uploadcare",
+    "uploadcare_s3_copy.copier",
+    "uploadcare_s3_copy.reconciler",
+    "uploadcare_s3_copy_cli",
+    "aws_xray_sdk",  # the Tracer's: see uploadcare_s3_copy/tracing.py
+    "uploadcare_s3_copy.tracing",
 )
 
 # Runs in the fresh interpreter. It imports as little as possible before the timed import of the handler.

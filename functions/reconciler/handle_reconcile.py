@@ -11,7 +11,8 @@ import os
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from uploadcare_s3_copy.observability import logger, metrics, tracer
+from uploadcare_s3_copy.observability import logger, metrics
+from uploadcare_s3_copy.tracing import tracer
 from uploadcare_s3_copy.reconciler import ReconcilerApp, build_reconciler
 
 if TYPE_CHECKING:

@@ -12,7 +12,7 @@ import os
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from uploadcare_s3_copy.observability import logger, metrics, tracer
+from uploadcare_s3_copy.observability import logger, metrics
 from uploadcare_s3_copy.webhook import WebhookApp, build_app
 
 if TYPE_CHECKING:
@@ -25,7 +25,6 @@ def app() -> WebhookApp:
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@metrics.log_metrics  # no Tracer here: it would import the X-Ray SDK at cold start (uploadcare_s3_copy/tracing.py)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app().handle(event)
