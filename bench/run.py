@@ -684,6 +684,7 @@ def main(argv: list[str] | None = None) -> int:
             # Webhook runs other than the throughput feed send to a scratch queue, leaving the copy queue alone.
             fns = {label: fn for label, fn in functions(flow, endpoint).items()}
             fns["webhook"] = fns["webhook"].with_env(COPY_QUEUE_URL=scratch)
+            fns["reconciler"] = fns["reconciler"].with_env(COPY_QUEUE_URL=scratch)  # what its window finds
             results["cold_start"] = cold_starts(flow, fns, args.runs)
             results["first_request"] = first_request.as_json(
                 first_request.measure(fns["webhook"].env, flow.stack.secret_id, scratch, args.runs)
