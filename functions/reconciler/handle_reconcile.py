@@ -12,8 +12,8 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from uploadcare_s3_copy.observability import logger, metrics
-from uploadcare_s3_copy.tracing import tracer
 from uploadcare_s3_copy.reconciler import ReconcilerApp, build_reconciler
+from uploadcare_s3_copy.tracing import tracer
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
