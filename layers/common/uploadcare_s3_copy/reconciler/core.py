@@ -161,6 +161,7 @@ class _PageTally:
     dead_lettered: int = 0
     skipped: int = 0
     stale: int = 0
+    deletions_queued: int = 0
     bodies: list[str] = field(default_factory=list)
 
 
@@ -201,8 +202,45 @@ class Reconciler:
             state = self._save(summary, state, cursor)  # a run that dies at once leaves its window, not a gap
             if state is None:
                 return summary
-        next_cursor: str | None = cursor
         recent: tuple[set[str], set[str]] = (set(), set())
+
+        def check(files: list[Mapping[str, Any]]) -> _PageTally:
+            nonlocal recent
+            tally, recent = self._check(files, watermark, recent)
+            return tally
+
+        def saved(next_cursor: str | None) -> bool:
+            nonlocal state
+            if state is None:
+                return True  # a window or full run saves nothing
+            state = self._save(summary, state, next_cursor)
+            return state is not None  # a save that failed stops the run (`stopped_by` says so)
+
+        left = self._walk(summary, cursor, remaining, check, saved)
+        summary.complete = left is None and summary.stopped_by is None
+        if summary.complete and self.settings.on_source_delete is not SourcePolicy.KEEP:
+            # Deletions whose webhook was lost: the window's removed files whose copies the ledger still has
+            # standing get the file.deleted the webhook would have queued (the copier confirms it again). Not
+            # resumable: a pass cut short leaves the run incomplete; the next run's overlap or a full run covers it.
+            # Uploadcare pages by upload time, so an old file deleted now is found by a full run.
+            lower = summary.lower
+            removed = files_cursor(from_datetime=iso_z(lower) if lower else None, limit=self._page_size, removed=True)
+            left = self._walk(summary, removed, remaining, self._lost_deletions, lambda _next: True)
+            summary.complete = left is None and summary.stopped_by is None
+        return summary
+
+    def _walk(
+        self,
+        summary: Summary,
+        cursor: str | None,
+        remaining: Callable[[], float],
+        check: Callable[[list[Mapping[str, Any]]], _PageTally],
+        after_page: Callable[[str | None], bool],
+    ) -> str | None:
+        """Pages from `cursor` up to the window's end: each page's files through `check`, its requests queued, its
+        counts added to `summary`, then `after_page(next cursor)` (False stops the walk). Stops before the deadline
+        or at a failure, with `summary.stopped_by`. Returns the cursor not yet done (None: the walk is over)."""
+        next_cursor = cursor
         while next_cursor is not None:
             if remaining() < self._page_seconds + self._finish_seconds:
                 summary.stopped_by = "deadline"
@@ -210,7 +248,7 @@ class Reconciler:
             try:
                 page = self._fetch(next_cursor, remaining)
                 files, beyond = _in_window(page.files, summary.upper)
-                tally, recent = self._check(files, watermark, recent)
+                tally = check(files)
                 if tally.bodies:
                     self._sender.send_all(tally.bodies)
             except CopyFailure as failure:
@@ -224,60 +262,25 @@ class Reconciler:
             _add(summary, tally)
             summary.pages += 1
             next_cursor = None if beyond else page.next_url
-            if state is not None:
-                state = self._save(summary, state, next_cursor)
-                if state is None:
-                    break
-        summary.complete = next_cursor is None and summary.stopped_by is None
-        if summary.complete and self.settings.on_source_delete is not SourcePolicy.KEEP:
-            self._removed_pass(summary, remaining)
-        return summary
+            if not after_page(next_cursor):
+                break
+        return next_cursor
 
-    def _removed_pass(self, summary: Summary, remaining: Callable[[], float]) -> None:
-        """Deletions whose webhook was lost: the window's removed files (`removed=true`) whose copies the ledger
-        still has standing get the file.deleted request the webhook would have queued (the copier confirms it
-        again before acting). Not resumable: a pass cut short is marked incomplete, and the next run's overlap or
-        a `{"full": true}` run covers it. Only files uploaded inside the window are listed (Uploadcare pages by
-        upload time), so an old file deleted now is found by a full run."""
-        lower = summary.lower
-        cursor: str | None = files_cursor(
-            from_datetime=iso_z(lower) if lower else None, limit=self._page_size, removed=True
-        )
-        while cursor is not None:
-            if remaining() < self._page_seconds + self._finish_seconds:
-                summary.stopped_by, summary.complete = "deadline", False
-                return
-            try:
-                page = self._fetch(cursor, remaining)
-                files, beyond = _in_window(page.files, summary.upper)
-                bodies = self._lost_deletions(files)
-                if bodies:
-                    self._sender.send_all(bodies)
-            except CopyFailure as failure:
-                summary.stopped_by, summary.complete = str(failure.reason), False
-                logger.error("GET /files/?removed=true failed; the run stops here", extra={"detail": failure.detail})
-                return
-            except (LedgerUnavailableError, QueueSendError, ClientError, BotoCoreError) as error:
-                summary.stopped_by, summary.complete = str(Reason.AWS_UNAVAILABLE), False
-                logger.error("AWS call failed; the run stops here", extra={"error": str(error)[:300]})
-                return
-            summary.deletions_queued += len(bodies)
-            summary.pages += 1
-            cursor = None if beyond else page.next_url
-
-    def _lost_deletions(self, files: list[Mapping[str, Any]]) -> list[str]:
+    def _lost_deletions(self, files: list[Mapping[str, Any]]) -> _PageTally:
+        """A file.deleted request for each removed file of the page whose copies the ledger still has standing."""
         removed = [info for info in files if has_file_identity(info) and info.get("datetime_removed")]
         names = [spec.name for spec in self.settings.specs]
         view = self._ledger.get_all([(str(info["uuid"]), name) for info in removed for name in names])
-        bodies: list[str] = []
+        tally = _PageTally()
         for info in removed:
             uuid = str(info["uuid"])
             standing = tuple(name for name in names if _still_standing(view.items.get((uuid, name))))
             if standing:
                 request = CopyRequest.from_file_info(dict(info), event=FILE_DELETED, origin="reconcile")
-                bodies.append(request.for_specs(standing).to_message())
+                tally.bodies.append(request.for_specs(standing).to_message())
+                tally.deletions_queued += 1
                 logger.info("A removed file's copies still stand: file.deleted queued", extra={"file_uuid": uuid})
-        return bodies
+        return tally
 
     def _start(self, request: RunRequest) -> tuple[Summary, ReconcileState | None, datetime | None, str]:
         """The run's window and first page: a scheduled run goes on with an unfinished run's window and cursor, or
@@ -398,9 +401,9 @@ def _still_standing(item: LedgerItem | None) -> bool:
 
 
 def _settled(item: LedgerItem | None) -> bool:
-    """A spec needs no copy request: its copy is verified, parked in the DLQ (waiting for `dlq redrive`), or its
-    source was deleted or flagged infected."""
-    return item is not None and (item.settled or item.status is LedgerStatus.DEAD_LETTERED)
+    """A spec needs no copy request once it has any ledger item: its copy is verified, parked in the DLQ (waiting
+    for `dlq redrive`), or its source was deleted or flagged infected (every LedgerStatus is one of these)."""
+    return item is not None
 
 
 def _in_window(files: list[dict[str, Any]], upper: datetime) -> tuple[list[Mapping[str, Any]], bool]:
@@ -423,3 +426,4 @@ def _add(summary: Summary, tally: _PageTally) -> None:
     summary.dead_lettered += tally.dead_lettered
     summary.skipped += tally.skipped
     summary.stale += tally.stale
+    summary.deletions_queued += tally.deletions_queued
