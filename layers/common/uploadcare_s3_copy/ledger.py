@@ -154,7 +154,7 @@ class Ledger:
         try:
             answer = self._dynamodb.get_item(TableName=self._table, Key=_key(uuid, spec))
         except (ClientError, BotoCoreError) as error:
-            raise LedgerUnavailableError(f"GetItem on {self._table}: {_code(error)}") from error
+            raise LedgerUnavailableError(f"GetItem on {self._table}: {aws_error_code(error)}") from error
         item = answer.get("Item")
         return LedgerItem.from_item(item) if item else None
 
@@ -170,7 +170,7 @@ class Ledger:
                 try:
                     answer = self._dynamodb.batch_get_item(RequestItems=request)
                 except (ClientError, BotoCoreError) as error:
-                    raise LedgerUnavailableError(f"BatchGetItem on {self._table}: {_code(error)}") from error
+                    raise LedgerUnavailableError(f"BatchGetItem on {self._table}: {aws_error_code(error)}") from error
                 for raw in answer.get("Responses", {}).get(self._table, []):
                     item = LedgerItem.from_item(raw)
                     view.items[(item.uuid, item.spec)] = item
@@ -208,18 +208,19 @@ class Ledger:
         try:
             self._dynamodb.put_item(TableName=self._table, Item=item.to_item(), **extra)
         except ClientError as error:
-            if _code(error) == "ConditionalCheckFailedException":
+            if aws_error_code(error) == "ConditionalCheckFailedException":
                 return
-            raise LedgerUnavailableError(f"PutItem on {self._table}: {_code(error)}") from error
+            raise LedgerUnavailableError(f"PutItem on {self._table}: {aws_error_code(error)}") from error
         except BotoCoreError as error:
-            raise LedgerUnavailableError(f"PutItem on {self._table}: {_code(error)}") from error
+            raise LedgerUnavailableError(f"PutItem on {self._table}: {aws_error_code(error)}") from error
 
 
 def _key(uuid: str, spec: str) -> dict[str, dict[str, str]]:
     return {"uuid": {"S": uuid}, "spec": {"S": spec}}
 
 
-def _code(error: Exception) -> str:
+def aws_error_code(error: Exception) -> str:
+    """A ClientError's code (`NoSuchKey`, `ThrottlingException`, ...), else the exception's type name."""
     if isinstance(error, ClientError):
         return str(error.response.get("Error", {}).get("Code", "")) or type(error).__name__
     return type(error).__name__

@@ -16,7 +16,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from uploadcare_s3_copy.copy_request import CopyRequest, now_iso
-from uploadcare_s3_copy.ledger import Ledger, LedgerItem, LedgerStatus, LedgerUnavailableError
+from uploadcare_s3_copy.ledger import Ledger, LedgerItem, LedgerStatus, LedgerUnavailableError, aws_error_code
 from uploadcare_s3_copy.observability import logger
 from uploadcare_s3_copy.reasons import PermanentFailure, Reason, TransientFailure
 from uploadcare_s3_copy.secrets import UploadcareKeys
@@ -188,16 +188,11 @@ class SourceChanges:
             if new is None:
                 return False
             self._s3.put_object_tagging(Bucket=item.bucket, Key=item.key, Tagging={"TagSet": new})
-        except ClientError as error:
-            if _code(error) in _NO_SUCH_KEY:
+        except (ClientError, BotoCoreError) as error:
+            if isinstance(error, ClientError) and aws_error_code(error) in _NO_SUCH_KEY:
                 return None
-            raise TransientFailure(
-                Reason.AWS_UNAVAILABLE, f"tagging s3://{item.bucket}/{item.key}: {_code(error)}"
-            ) from error
-        except BotoCoreError as error:
-            raise TransientFailure(
-                Reason.AWS_UNAVAILABLE, f"tagging s3://{item.bucket}/{item.key}: {type(error).__name__}"
-            ) from error
+            where = f"s3://{item.bucket}/{item.key}"
+            raise TransientFailure(Reason.AWS_UNAVAILABLE, f"tagging {where}: {aws_error_code(error)}") from error
         logger.info("Copy tagged", extra={"bucket": item.bucket, "key": item.key, "tag": key})
         return True
 
@@ -205,8 +200,8 @@ class SourceChanges:
         try:
             self._s3.delete_object(Bucket=item.bucket, Key=item.key)
         except (ClientError, BotoCoreError) as error:
-            code = _code(error) if isinstance(error, ClientError) else type(error).__name__
-            raise TransientFailure(Reason.AWS_UNAVAILABLE, f"deleting s3://{item.bucket}/{item.key}: {code}") from error
+            where = f"s3://{item.bucket}/{item.key}"
+            raise TransientFailure(Reason.AWS_UNAVAILABLE, f"deleting {where}: {aws_error_code(error)}") from error
         logger.info("Copy deleted", extra={"bucket": item.bucket, "key": item.key})
 
     @staticmethod
@@ -236,7 +231,3 @@ class SourceChanges:
             self._ledger.put(item)
         except LedgerUnavailableError as error:
             raise TransientFailure(Reason.AWS_UNAVAILABLE, f"{item.status}, ledger not written: {error}") from error
-
-
-def _code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", "")) or type(error).__name__
