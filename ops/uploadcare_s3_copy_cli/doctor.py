@@ -13,6 +13,7 @@ import argparse
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -69,6 +70,7 @@ class Doctor:
         self.r = ctx.resources
         self.client: AdminClient | None = None
         self.signing_secret = ""
+        self.hooks: list[dict[str, Any]] | None = None  # GET /webhooks/, once, for both webhook checks
 
     def checks(self, test_copy: str | None) -> list[Callable[[], Check]]:
         steps: list[Callable[[], Check]] = [self.secret, self.keys, self.webhook, self.deletion_webhook]
@@ -140,7 +142,7 @@ class Doctor:
         if self.client is None:
             return Check(name, None, "not checked (needs working Uploadcare keys)")
         try:
-            hooks = self.client.list_webhooks()
+            hooks = self._webhooks(self.client)
         except CopyFailure as failure:
             return Check(name, False, f"GET /webhooks/ answered {failure.reason}: {failure.detail}", "try again")
         hook = webhooks.find_webhook(hooks, self.r.webhook_url)
@@ -157,6 +159,11 @@ class Doctor:
             return Check(name, False, f"{webhooks.summary(hook)}: {'; '.join(problems)}", fix)
         return Check(name, True, webhooks.summary(hook))
 
+    def _webhooks(self, client: AdminClient) -> list[dict[str, Any]]:
+        if self.hooks is None:
+            self.hooks = client.list_webhooks()
+        return self.hooks
+
     def deletion_webhook(self) -> Check:
         """file.deleted reaches the stack when ON_SOURCE_DELETE needs it (tag, delete); with keep it is optional."""
         name = "deletion webhook"
@@ -164,7 +171,7 @@ class Doctor:
         if not self.r.webhook_url or self.client is None:
             return Check(name, None, "not checked (needs the webhook URL and working Uploadcare keys)")
         try:
-            hooks = self.client.list_webhooks()
+            hooks = self._webhooks(self.client)
         except CopyFailure as failure:
             return Check(name, False, f"GET /webhooks/ answered {failure.reason}: {failure.detail}", "try again")
         hook = webhooks.find_webhook(hooks, self.r.webhook_url, FILE_DELETED)

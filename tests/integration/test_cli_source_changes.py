@@ -44,6 +44,7 @@ def test_doctor_says_tag_needs_the_file_deleted_webhook_and_how_to_register_it(o
 
     missing = ops.run("doctor", environ=environ)
     ops.run("webhook", "register", "--events", "file.deleted", environ=environ)
+    listings = ops.emulator.request_counts().get("GET /webhooks/", 0)
     registered = ops.run("doctor", environ=environ)
 
     assert missing.code == 1
@@ -55,6 +56,7 @@ def test_doctor_says_tag_needs_the_file_deleted_webhook_and_how_to_register_it(o
     assert "✓ deletion webhook   webhook #2" in registered.out
     assert "for ON_SOURCE_DELETE=tag" in registered.out
     assert "versioning" not in registered.out  # asked only with delete
+    assert ops.emulator.request_counts().get("GET /webhooks/", 0) - listings == 1  # one listing for both checks
 
 
 def test_doctor_warns_that_delete_cannot_be_undone_without_versioning(ops: Ops) -> None:

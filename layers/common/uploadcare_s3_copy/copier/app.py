@@ -250,7 +250,7 @@ class Copier:
                     extra={"file_uuid": request.uuid, "spec": spec.name, "mime_type": request.mime_type},
                 )
                 outcomes.append(RecordOutcome("skipped", request.uuid, 0.0, spec=spec.name))
-        if request.event in SOURCE_CHANGE_EVENTS:
+        if _source_change(request):
             if wanted:
                 outcomes.extend(self._source_changed(record, request, wanted, keys, deadline, known, started))
             return outcomes
