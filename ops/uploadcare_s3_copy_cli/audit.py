@@ -324,7 +324,7 @@ def summary_table(result: AuditResult) -> Table:
     table = Table(title=f"Uploads from {window}", title_justify="left")
     table.add_column("spec")
     statuses = _STATUSES if result.infected_files else _STATUSES[:-1]  # the infected column only when there are
-    for name in ("files", "verified", "missing", "mismatched", "dead-lettered", "infected")[: len(statuses) + 1]:
+    for name in ("files", *(status.replace("_", "-") for status in statuses)):
         table.add_column(name, justify="right")
     for spec in result.specs:
         rows = [row for row in result.rows if row.spec == spec]

@@ -12,12 +12,13 @@ import secrets
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from uploadcare_s3_copy.source_changes import COPY_REQUEST_EVENTS, FILE_INFO_UPDATED, FILE_UPLOADED
 from uploadcare_s3_copy_cli.base import EXIT_OK, EXIT_PROBLEMS, MARK_FAIL, MARK_OK, CliError, UsageError
 from uploadcare_s3_copy_cli.context import Context
 
-EVENT = "file.uploaded"
+EVENT = FILE_UPLOADED
 # The events the webhook function acts on (docs/design.md, "Deletions at the source"); one subscription each.
-EVENTS = ("file.uploaded", "file.deleted", "file.infected", "file.info_updated")
+EVENTS = (*COPY_REQUEST_EVENTS, FILE_INFO_UPDATED)
 VERSION = "0.7"
 MAX_SIGNING_SECRET_CHARS = 32  # Uploadcare: "at most 32 characters"
 SIGNING_SECRET_BYTES = 24  # token_urlsafe(24) is exactly 32 characters
