@@ -14,7 +14,6 @@ import statistics
 import subprocess
 import sys
 from collections.abc import Mapping
-from typing import Any
 
 from bench.harness import PYTHONPATH
 
@@ -62,7 +61,3 @@ def measure(env: Mapping[str, str], secret_id: str, queue_url: str, runs: int) -
 def report_line(steps: Mapping[str, list[float]]) -> str:
     parts = ", ".join(f"{step} {statistics.median(values) * 1000:.0f}" for step, values in steps.items())
     return f"\nWebhook first request by step (ms, median of {len(next(iter(steps.values())))} fresh processes): {parts}"
-
-
-def as_json(steps: Mapping[str, list[float]]) -> dict[str, Any]:
-    return {step: values for step, values in steps.items()}

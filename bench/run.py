@@ -686,8 +686,8 @@ def main(argv: list[str] | None = None) -> int:
             fns["webhook"] = fns["webhook"].with_env(COPY_QUEUE_URL=scratch)
             fns["reconciler"] = fns["reconciler"].with_env(COPY_QUEUE_URL=scratch)  # what its window finds
             results["cold_start"] = cold_starts(flow, fns, args.runs)
-            results["first_request"] = first_request.as_json(
-                first_request.measure(fns["webhook"].env, flow.stack.secret_id, scratch, args.runs)
+            results["first_request"] = first_request.measure(
+                fns["webhook"].env, flow.stack.secret_id, scratch, args.runs
             )
             results["webhook_warm"] = webhook_warm(fns, args.warm_runs, args.warm)
             results["calls"] = calls_per_file(flow, fns)
