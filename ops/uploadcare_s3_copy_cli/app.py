@@ -19,8 +19,14 @@ from uploadcare_s3_copy.copy_request import is_file_uuid
 from uploadcare_s3_copy.moments import parse_when
 from uploadcare_s3_copy.reasons import CopyFailure
 from uploadcare_s3_copy_cli import audit, backfill, copying, dlq, doctor, reconciling, webhooks
-from uploadcare_s3_copy_cli.base import EXIT_CODES_HELP, EXIT_INTERRUPTED, EXIT_PROBLEMS, EXIT_USAGE, CliError
-from uploadcare_s3_copy_cli.context import AwsClients, Context
+from uploadcare_s3_copy_cli.base import (
+    EXIT_CODES_HELP,
+    EXIT_INTERRUPTED,
+    EXIT_PROBLEMS,
+    EXIT_USAGE,
+    CliError,
+)
+from uploadcare_s3_copy_cli.context import AwsClients, Context, find_region
 from uploadcare_s3_copy_cli.resources import SETTINGS, STACK_ENV, add_resource_options, describe_stack, resolve
 
 PROG = "uploadcare-s3-copy"
@@ -36,8 +42,16 @@ Command = Callable[[Context, argparse.Namespace], int]
 
 
 def _uuid(text: str) -> str:
-    if not is_file_uuid(text):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a file UUID (lowercase, canonical)")
+    """A file UUID as Uploadcare writes it; an upper-case one (copied from elsewhere) is lower-cased."""
+    lowered = text.strip().lower()
+    if not is_file_uuid(lowered):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a file UUID (8-4-4-4-12 hexadecimal digits)")
+    return lowered
+
+
+def _reason(text: str) -> str:
+    if text not in dlq.REASONS:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a failure reason; the reasons are {', '.join(dlq.REASONS)}")
     return text
 
 
@@ -88,14 +102,37 @@ def _epilog(notes: str = "") -> str:
 
 SPEC_HELP = "only this copy spec (repeat, or NAME,NAME; default: every spec)"
 
+# The settings each command reads (resources.SETTINGS): its --help lists these and no others.
+QUEUEING = ("secret_id", "api_url", "queue_url", "copy_specs")
+COPYING = ("storage", "bucket", "prefix", "pattern", "make_public", "ledger_table")
+USES: dict[str, tuple[str, ...]] = {
+    "backfill": QUEUEING,
+    "copy": (*QUEUEING, *COPYING),
+    "audit": ("secret_id", "api_url", "ledger_table", "queue_url", "copy_specs", "skip_derived"),
+    "reconcile": ("secret_id", "api_url", "ledger_table", "queue_url", "skip_derived"),
+    "doctor": tuple(setting.name for setting in SETTINGS if setting.name not in ("ledger_table", "skip_derived")),
+    "register": ("secret_id", "api_url", "webhook_url"),
+    "list": ("dlq_url",),
+    "redrive": ("dlq_url", "queue_url"),
+}
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Descriptions as written; an option with a default value says it (a flag's or None default says nothing)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        shown = action.default not in (None, False, argparse.SUPPRESS) and action.option_strings
+        if shown and "%(default)" not in text and "default" not in text:
+            text += " (default %(default)s)"
+        return text
+
 
 def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one statement per option reads best
-    formatter = argparse.RawDescriptionHelpFormatter
+    formatter = HelpFormatter
     parser = argparse.ArgumentParser(prog=PROG, description=DESCRIPTION, epilog=_epilog(), formatter_class=formatter)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    resources = argparse.ArgumentParser(add_help=False)
-    add_resource_options(resources)
 
     def command(
         group: argparse._SubParsersAction[argparse.ArgumentParser],
@@ -109,9 +146,9 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one statement 
             help=summary,
             description=summary[0].upper() + summary[1:] + ".",
             epilog=_epilog(notes),
-            parents=[resources],
             formatter_class=formatter,
         )
+        add_resource_options(sub, USES[name])
         sub.set_defaults(handler=handler)
         return sub
 
@@ -266,7 +303,9 @@ maxReceiveCount transient failures. Exits 1 when the queue holds messages.
 
 needs: --dlq-url (or --stack)""",
     )
-    peek.add_argument("--max", type=_positive, default=dlq.DEFAULT_LIST_MAX, metavar="N", help="read at most N")
+    peek.add_argument(
+        "--max", type=_positive, default=dlq.DEFAULT_LIST_MAX, metavar="N", help="read at most N messages"
+    )
     peek.add_argument(
         "--examples", type=_positive, default=dlq.DEFAULT_EXAMPLES, metavar="N", help="examples per reason"
     )
@@ -282,7 +321,11 @@ else the copier dead-letters them again.
 needs: --dlq-url and --queue-url (or --stack)""",
     )
     move.add_argument(
-        "--reason", action="append", metavar="REASON", help=f"only this reason (repeatable; `{dlq.NO_REASON}`: none)"
+        "--reason",
+        action="append",
+        type=_reason,
+        metavar="REASON",
+        help=f"only this reason (repeatable; `{dlq.NO_REASON}`: moved by SQS itself)",
     )
     move.add_argument("--max", type=_positive, metavar="N", help="move at most N messages")
     return parser
@@ -308,21 +351,31 @@ def main(
             args = parser.parse_args(argv)
     except SystemExit as exited:  # --help, --version, or a usage error argparse has already explained
         return exited.code if isinstance(exited.code, int) else EXIT_USAGE
-    aws = AwsClients() if aws is None else aws
+    if aws is None:
+        try:
+            region, region_source = find_region(environ)
+        except CliError as error:
+            print(f"error: {error}", file=err)
+            return error.exit_code
+        aws = AwsClients(region=region, region_source=region_source)
+    ctx: Context | None = None
     try:
-        options = {setting.name: getattr(args, setting.name) for setting in SETTINGS}
+        options = {setting.name: getattr(args, setting.name, None) for setting in SETTINGS}
         options["stack"] = args.stack
         resources = resolve(options, environ, lambda name: describe_stack(aws("cloudformation"), name))
         handler: Command = args.handler
-        return handler(Context(resources, aws, environ, out, err, sleep, clock), args)
+        ctx = Context(resources, aws, environ, out, err, sleep, clock)
+        return handler(ctx, args)
     except CliError as error:
         print(f"error: {error}", file=err)
         return error.exit_code
     except CopyFailure as failure:
-        print(f"error: Uploadcare: {failure.reason}: {failure.detail}", file=err)
+        problem = ctx.uploadcare_problem(failure) if ctx else f"{failure.reason}: {failure.detail}"
+        print(f"error: Uploadcare: {problem}", file=err)
         return EXIT_PROBLEMS
     except (ClientError, BotoCoreError) as error:
-        print(f"error: AWS: {error}", file=err)
+        problem = ctx.aws_problem(error) if ctx else str(error)
+        print(f"error: AWS: {problem}", file=err)
         return EXIT_PROBLEMS
     except KeyboardInterrupt:
         print("interrupted", file=err)

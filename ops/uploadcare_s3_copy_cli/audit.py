@@ -39,8 +39,9 @@ from uploadcare_s3_copy.specs import CopySpec
 from uploadcare_s3_copy.uploadcare import files_cursor
 from uploadcare_s3_copy.webhook.rules import derived_from
 from uploadcare_s3_copy_cli.backfill import PageSource, fetch_page
-from uploadcare_s3_copy_cli.base import EXIT_OK, EXIT_PROBLEMS, UsageError
+from uploadcare_s3_copy_cli.base import EXIT_OK, EXIT_PROBLEMS, UsageError, plural
 from uploadcare_s3_copy_cli.context import Context
+from uploadcare_s3_copy_cli.display import on_terminal, show_table
 
 GRACE_SECONDS = DEFAULT_GRACE_SECONDS  # without --to, younger files are left out (still the webhook's)
 PAGE_SIZE = 1000  # Uploadcare's largest page: ten BatchGetItem calls a page
@@ -144,7 +145,7 @@ class AuditResult:
     def summary_line(self) -> str:
         infected = self.infected_files
         flagged = f", {infected:,} flagged infected at Uploadcare (tagged, or never copied)" if infected else ""
-        return f"{self.verified_files:,} of {self.files:,} files verified{flagged}"
+        return f"{self.verified_files:,} of {plural(self.files, 'file')} verified{flagged}"
 
 
 @dataclass
@@ -229,7 +230,7 @@ def object_problem(s3: Any, item: LedgerItem) -> str | None:
         return f"head_object {where} failed: {type(error).__name__}"
     size = int(head.get("ContentLength", -1))
     if item.size is not None and size != item.size:
-        return f"{where} is {size:,} bytes, the ledger says {item.size:,}"
+        return f"{where} is {plural(size, 'byte')}, the ledger says {item.size:,}"
     etag = str(head.get("ETag", "")).strip('"')
     if item.etag and etag != item.etag:
         return f"{where} has ETag {etag}, the ledger says {item.etag}"
@@ -340,7 +341,7 @@ MAX_LISTED = 20  # problem rows printed under the table (all of them are in --js
 @contextmanager
 def progress_display(ctx: Context, enabled: bool) -> Iterator[Callable[[str, int | None], None]]:
     """A progress line on stderr when it is a terminal: `update(label, count)`. Elsewhere nothing is drawn."""
-    if not enabled or not ctx.err.isatty():
+    if not enabled or not on_terminal(ctx.err):
         yield lambda _label, _count: None
         return
     console = Console(file=ctx.err)
@@ -416,8 +417,7 @@ def _requeue(ctx: Context, result: AuditResult) -> int:
 
 
 def _print(ctx: Context, result: AuditResult, report: Path | None, requeued: int | None) -> None:
-    console = Console(file=ctx.out, width=max(100, Console(file=ctx.out).width))
-    console.print(summary_table(result))
+    show_table(ctx.out, summary_table(result))
     problems = [row for row in result.rows if row.status not in _SETTLED]
     for row in problems[:MAX_LISTED]:
         ctx.say(f"  {row.status:<13} {row.uuid} {row.spec}: {row.detail}")
@@ -425,7 +425,7 @@ def _print(ctx: Context, result: AuditResult, report: Path | None, requeued: int
         ctx.say(f"  … and {len(problems) - MAX_LISTED:,} more (see --json or --report)")
     extras = []
     if result.objects_checked:
-        extras.append(f"{result.objects_checked:,} objects checked with head_object")
+        extras.append(f"{plural(result.objects_checked, 'object')} checked with head_object")
     if result.deep_checked:
         extras.append(f"{result.deep_checked:,} compared by SHA-256")
     if result.skipped:
@@ -433,7 +433,7 @@ def _print(ctx: Context, result: AuditResult, report: Path | None, requeued: int
     if extras:
         ctx.say("  " + "; ".join(extras))
     if requeued is not None:
-        ctx.say(f"  {requeued:,} copy requests queued for what is missing")
+        ctx.say(f"  {plural(requeued, 'copy request')} queued for what is missing")
     if report is not None:
         ctx.say(f"  rows written to {report}")
     ctx.say(result.summary_line())

@@ -22,13 +22,17 @@ from pathlib import Path
 from typing import Any, Protocol, TextIO
 
 from botocore.exceptions import BotoCoreError, ClientError
+from rich.console import Console
+from rich.progress import Progress as RichProgress
+from rich.progress import SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
 from uploadcare_s3_copy.copy_request import CopyRequest, has_file_identity, now_iso
 from uploadcare_s3_copy.moments import iso_z, parse_when, uploaded_at
 from uploadcare_s3_copy.reasons import CopyFailure, Reason, TransientFailure
 from uploadcare_s3_copy.uploadcare import FilesPage, files_cursor
-from uploadcare_s3_copy_cli.base import EXIT_INTERRUPTED, EXIT_OK, CliError, UsageError
+from uploadcare_s3_copy_cli.base import EXIT_INTERRUPTED, EXIT_OK, CliError, UsageError, plural
 from uploadcare_s3_copy_cli.context import Context
+from uploadcare_s3_copy_cli.display import on_terminal
 
 STATE_VERSION = 1
 DEFAULT_PAGE_SIZE = 100
@@ -150,22 +154,28 @@ def status_line(state: BackfillState, *, rate: float, eta: float | None, dry_run
 
 
 class Progress:
-    """A status line on stderr: rewritten in place on a terminal, else a line every few seconds and at the end."""
+    """The status line on stderr: rich's live progress display on a terminal (spinner, status, elapsed time); else a
+    plain line every few seconds and at the end."""
 
     def __init__(self, stream: TextIO, clock: Callable[[], float], *, interval: float = PROGRESS_INTERVAL_SECONDS):
         self._stream = stream
         self._clock = clock
-        self._tty = stream.isatty()
+        self._tty = on_terminal(stream)
         self._interval = interval
         self._last_shown: float | None = None
-        self._width = 0
         self._pending: str | None = None
+        self._live: RichProgress | None = None
+        self._task: TaskID | None = None
 
     def show(self, line: str) -> None:
         if self._tty:
-            self._stream.write("\r" + line.ljust(self._width))  # padded: no tail of a longer line stays
-            self._stream.flush()
-            self._width = len(line)
+            if self._live is None:
+                columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+                self._live = RichProgress(*columns, console=Console(file=self._stream))
+                self._live.start()
+                self._task = self._live.add_task(line, total=None)
+            assert self._task is not None
+            self._live.update(self._task, description=line)
             return
         now = self._clock()
         if self._last_shown is None or now - self._last_shown >= self._interval:
@@ -175,13 +185,13 @@ class Progress:
             self._pending = line
 
     def finish(self) -> None:
-        """Ends the status line (a terminal's cursor moves on; elsewhere the latest status is written)."""
-        if self._tty and self._width:
-            self._stream.write("\n")
+        """Ends the status display (a terminal keeps the last status line); elsewhere the latest status is written."""
+        if self._live is not None:
+            self._live.stop()
+            self._live, self._task = None, None
         elif self._pending is not None:
             self._stream.write(self._pending + "\n")
         self._pending = None
-        self._width = 0
         self._stream.flush()
 
 
@@ -363,7 +373,7 @@ def command(ctx: Context, args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
     except CopyFailure as failure:
         progress.finish()
-        raise CliError(f"GET /files/ failed ({failure.reason}: {failure.detail})\n" + where()) from failure
+        raise CliError(f"GET /files/ failed ({ctx.uploadcare_problem(failure)})\n" + where()) from failure
     except CliError as error:  # SQS refused some of a page's copy requests (BatchSender.send_all)
         progress.finish()
         raise CliError(f"{error}\nThe page is queued again on resume.\n" + where()) from error
@@ -379,7 +389,7 @@ def command(ctx: Context, args: argparse.Namespace) -> int:
         ctx.say(f"Backfill finished: {_totals(state)} ({this_run}) in {seconds:.1f} s.\nState: {store.path}")
     else:
         this_run = f"{state.queued - queued_before:,} queued by this run"
-        ctx.say(f"Stopped after {args.max_pages} pages (--max-pages): {_totals(state)} so far ({this_run}).")
+        ctx.say(f"Stopped after {plural(args.max_pages, 'page')} (--max-pages): {_totals(state)} so far ({this_run}).")
         ctx.say(where())
     return EXIT_OK
 
@@ -424,8 +434,8 @@ def _started(ctx: Context, args: argparse.Namespace, store: StateFile | None, qu
 def _totals(state: BackfillState, *, dry_run: bool = False) -> str:
     queued = "would be queued" if dry_run else "queued"
     return (
-        f"{state.seen:,} files seen, {state.queued:,} {queued}, {state.skipped:,} skipped, "
-        f"{state.pages:,} {'page' if state.pages == 1 else 'pages'}"
+        f"{plural(state.seen, 'file')} seen, {state.queued:,} {queued}, {state.skipped:,} skipped, "
+        f"{plural(state.pages, 'page')}"
     )
 
 

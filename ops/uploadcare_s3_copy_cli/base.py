@@ -18,6 +18,11 @@ EXIT_CODES_HELP = """exit codes:
   130  interrupted (Ctrl-C)"""
 
 
+def plural(count: int, noun: str, nouns: str = "") -> str:
+    """`1 file`, `2 files`, `1,200 files` (`nouns` when adding an s is wrong)."""
+    return f"{count:,} {noun if count == 1 else nouns or noun + 's'}"
+
+
 class CliError(Exception):
     """A failure worth one line on stderr (never a traceback); `exit_code` is what the command returns."""
 

@@ -19,7 +19,7 @@ from uploadcare_s3_copy.reasons import CopyFailure
 from uploadcare_s3_copy.secrets import KeyStore, UploadcareKeys
 from uploadcare_s3_copy.specs import CopySpec
 from uploadcare_s3_copy.uploadcare import Credentials, UploadcareClient
-from uploadcare_s3_copy_cli.base import EXIT_OK, EXIT_PROBLEMS, MARK_FAIL, MARK_OK, MARK_SKIPPED, UsageError
+from uploadcare_s3_copy_cli.base import EXIT_OK, EXIT_PROBLEMS, MARK_FAIL, MARK_OK, MARK_SKIPPED, UsageError, plural
 from uploadcare_s3_copy_cli.context import API_KEY_FIELDS, Context
 
 MANUAL_EVENT = "file.uploaded"
@@ -53,7 +53,7 @@ def logs_to(ctx: Context) -> Iterator[None]:
 
 
 def describe(verified: Verified) -> str:
-    return f"s3://{verified.bucket}/{verified.key}  {verified.size:,} bytes  {verified.status}, verified"
+    return f"s3://{verified.bucket}/{verified.key}  {plural(verified.size, 'byte')}  {verified.status}, verified"
 
 
 def command(ctx: Context, args: argparse.Namespace) -> int:
@@ -70,36 +70,41 @@ def command(ctx: Context, args: argparse.Namespace) -> int:
         resources.require("copy", "secret_id", "queue_url")
     specs = resources.select_specs(args.spec)
     client = ctx.uploadcare()
-    requests: list[CopyRequest] = []
-    failed = 0
-    for uuid in dict.fromkeys(args.uuids):  # each file once, in the order given
+    # Each file once, reported in the order given: a file Uploadcare cannot describe keeps its place in the output.
+    found: list[CopyRequest | str] = []  # a request, or the line that says why there is none
+    for uuid in dict.fromkeys(args.uuids):
         try:
             info = client.get_file(uuid)
         except CopyFailure as failure:
-            ctx.say(f"{MARK_FAIL} {uuid}  {failure.reason}: {failure.detail}")
-            failed += 1
+            found.append(f"{MARK_FAIL} {uuid}  {ctx.uploadcare_problem(failure)}")
             continue
         if info.get("datetime_removed"):
-            ctx.say(f"{MARK_FAIL} {uuid}  removed from Uploadcare at {info['datetime_removed']}; nothing to copy")
-            failed += 1
+            found.append(f"{MARK_FAIL} {uuid}  removed from Uploadcare at {info['datetime_removed']}; nothing to copy")
             continue
         request = CopyRequest.from_file_info(info, event=MANUAL_EVENT, origin="manual")
-        requests.append(request.for_specs(tuple(spec.name for spec in specs)) if args.spec else request)
-
+        found.append(request.for_specs(tuple(spec.name for spec in specs)) if args.spec else request)
+    failed = sum(isinstance(entry, str) for entry in found)
     if args.direct:
-        failed += _copy_directly(ctx, requests, specs, args.timeout, force=args.force)
-    elif requests:
+        failed += _copy_directly(ctx, found, specs, args.timeout, force=args.force)
+        return EXIT_PROBLEMS if failed else EXIT_OK
+    requests = [entry for entry in found if isinstance(entry, CopyRequest)]
+    if requests:
         ctx.copy_queue().send_all([request.to_message() for request in requests])
-        for request in requests:
-            which = f", copy specs {', '.join(request.specs)}" if request.specs else ""
-            ctx.say(f"{MARK_OK} {request.uuid}  queued ({request.original_filename}, {request.size:,} bytes{which})")
+    for entry in found:
+        if isinstance(entry, str):
+            ctx.say(entry)
+            continue
+        which = f", copy specs {', '.join(entry.specs)}" if entry.specs else ""
+        size = plural(entry.size, "byte")
+        ctx.say(f"{MARK_OK} {entry.uuid}  queued ({entry.original_filename}, {size}{which})")
     return EXIT_PROBLEMS if failed else EXIT_OK
 
 
 def _copy_directly(
-    ctx: Context, requests: list[CopyRequest], specs: tuple[CopySpec, ...], timeout: float, *, force: bool
+    ctx: Context, found: list[CopyRequest | str], specs: tuple[CopySpec, ...], timeout: float, *, force: bool
 ) -> int:
-    """Each (file, spec), in the order given; a spec's line names it when the deployment has several."""
+    """Each (file, spec), in the order given (a file without a request: its line); a spec's line names it when the
+    deployment has several. Returns how many copies failed."""
     service = copy_service(ctx)
     keys = ctx.keys()
     named = len(ctx.resources.specs) > 1
@@ -108,7 +113,10 @@ def _copy_directly(
         ctx.note("No --ledger-table (or --stack): the copies are proved here but not recorded in the copy ledger.")
     failed = 0
     with logs_to(ctx):
-        for request in requests:
+        for request in found:
+            if isinstance(request, str):
+                ctx.say(request)
+                continue
             for spec in specs:
                 label = f"{request.uuid} {spec.name}" if named else request.uuid
                 if not spec.applies_to(request.mime_type):
@@ -125,7 +133,7 @@ def _copy_directly(
                 try:
                     verified = service.copy_and_verify(request, spec, keys, Deadline(timeout))
                 except CopyFailure as failure:
-                    ctx.say(f"{MARK_FAIL} {label}  {failure.reason}: {failure.detail}")
+                    ctx.say(f"{MARK_FAIL} {label}  {ctx.uploadcare_problem(failure)}")
                     failed += 1
                     continue
                 recorded = _record(ctx, ledger, request, spec.name, verified)

@@ -15,11 +15,13 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from uploadcare_s3_copy_cli.base import EXIT_OK, EXIT_PROBLEMS
+from uploadcare_s3_copy.reasons import Reason
+from uploadcare_s3_copy_cli.base import EXIT_OK, EXIT_PROBLEMS, plural
 from uploadcare_s3_copy_cli.context import Context
 from uploadcare_s3_copy_cli.queueing import MAX_BATCH, queue_depths
 
 NO_REASON = "none"  # the group of messages SQS moved after maxReceiveCount (no `reason` attribute)
+REASONS = (*(str(reason) for reason in Reason), NO_REASON)  # what `dlq redrive --reason` accepts
 PEEK_VISIBILITY_SECONDS = 30  # hidden while the listing is read, then made visible again at once
 HOLD_VISIBILITY_SECONDS = 120  # hidden while a redrive sends them on
 RECEIVE_WAIT_SECONDS = 1  # long polling asks every SQS server: no message is missed for being on another one
@@ -150,7 +152,7 @@ def list_command(ctx: Context, args: argparse.Namespace) -> int:
         ctx.say(f"The dead-letter queue is empty ({dlq.url}).")
         return EXIT_OK
     more = " (--max reached; there may be more)" if len(letters) >= args.max else ""
-    ctx.say(f"{len(letters)} {'message' if len(letters) == 1 else 'messages'} in the dead-letter queue{more}:")
+    ctx.say(f"{plural(len(letters), 'message')} in the dead-letter queue{more}:")
     render_groups(group_by_reason(letters), args.examples, ctx.say)
     ctx.say("Fix the cause, then: uploadcare-s3-copy dlq redrive [--reason REASON]")
     return EXIT_PROBLEMS
@@ -184,14 +186,17 @@ def redrive_command(ctx: Context, args: argparse.Namespace) -> int:
         dlq.release(held)
     if not moved and not failed:
         which = f" with reason {', '.join(reasons)}" if reasons else ""
-        ctx.say(f"Nothing to redrive{which}: {len(held)} other messages left in the dead-letter queue.")
+        ctx.say(f"Nothing to redrive{which}: {plural(len(held), 'other message')} left in the dead-letter queue.")
         return EXIT_OK
     counts = ", ".join(f"{reason} {len(group)}" for reason, group in group_by_reason(moved))
-    ctx.say(f"Moved {len(moved)} {'message' if len(moved) == 1 else 'messages'} to the copy queue ({counts or '-'}).")
+    ctx.say(f"Moved {plural(len(moved), 'message')} to the copy queue ({counts or '-'}).")
     if held:
         left = ", ".join(f"{reason} {len(group)}" for reason, group in group_by_reason(held))
         ctx.say(f"Left in the dead-letter queue: {len(held)} ({left}).")
     if failed:
-        ctx.say(f"{failed} could not be moved (sent but not deleted, or not sent): run dlq redrive again.")
+        ctx.say(
+            f"{plural(failed, 'message')} could not be moved (sent but not deleted, or not sent): "
+            "run dlq redrive again."
+        )
         return EXIT_PROBLEMS
     return EXIT_OK

@@ -25,7 +25,7 @@ from uploadcare_s3_copy.source_changes import FILE_DELETED, FILE_INFECTED, FILE_
 from uploadcare_s3_copy.specs import CopySpec
 from uploadcare_s3_copy_cli import copying, webhooks
 from uploadcare_s3_copy_cli.admin_api import AdminClient
-from uploadcare_s3_copy_cli.base import EXIT_OK, EXIT_PROBLEMS, MARK_FAIL, MARK_OK, MARK_SKIPPED, CliError
+from uploadcare_s3_copy_cli.base import EXIT_OK, EXIT_PROBLEMS, MARK_FAIL, MARK_OK, MARK_SKIPPED, CliError, plural
 from uploadcare_s3_copy_cli.context import Context
 from uploadcare_s3_copy_cli.queueing import queue_depths
 from uploadcare_s3_copy_cli.resources import SETTINGS_BY_NAME
@@ -46,13 +46,6 @@ class Check:
         if self.ok is False and self.fix:
             lines.append(f"  {'':<{NAME_WIDTH}} fix: {self.fix}")
         return lines
-
-
-def _aws_problem(error: Exception) -> str:
-    if isinstance(error, ClientError):
-        details = error.response.get("Error", {})
-        return f"{details.get('Code', '?')}: {details.get('Message', '')}".rstrip(": ")
-    return f"{type(error).__name__}: {error}"
 
 
 def _code(error: ClientError) -> str:
@@ -100,11 +93,11 @@ class Doctor:
                     f"aws secretsmanager create-secret --name {self.r.secret_id} --secret-string file://secret.json "
                     f"(with {', '.join(REQUIRED_FIELDS)}; docs/deploy.md, step 1)",
                 )
-            return Check(name, False, f"cannot read {self.r.secret_id}: {_aws_problem(error)}", _read_fix())
+            return Check(name, False, f"cannot read {self.r.secret_id}: {self.ctx.aws_problem(error)}", _read_fix())
         except CliError as error:
             return Check(name, False, str(error), "store a JSON object with " + ", ".join(REQUIRED_FIELDS))
         except BotoCoreError as error:
-            return Check(name, False, f"cannot read {self.r.secret_id}: {_aws_problem(error)}", _read_fix())
+            return Check(name, False, f"cannot read {self.r.secret_id}: {self.ctx.aws_problem(error)}", _read_fix())
         missing = [field for field in REQUIRED_FIELDS if not isinstance(value.get(field), str) or not value[field]]
         if missing:
             fix = (
@@ -131,8 +124,9 @@ class Doctor:
             if failure.reason is Reason.AUTH:
                 fix = "copy the project's public and secret API keys (Uploadcare dashboard → API keys) into the secret"
             else:
-                fix = f"check that {self.r.api_url} is Uploadcare's REST API (--api-url) and reachable"
-            return Check(name, False, f"{self.r.api_url}project/ answered {failure.reason}: {failure.detail}", fix)
+                source = self.r.source_of("api_url")
+                fix = f"check that {self.r.api_url} (from {source}) is Uploadcare's REST API and reachable"
+            return Check(name, False, f"GET {self.r.api_url}project/: {self.ctx.uploadcare_problem(failure)}", fix)
         return Check(name, True, f"work for project {project.get('name')!r} ({self.r.api_url})")
 
     def webhook(self) -> Check:
@@ -144,7 +138,7 @@ class Doctor:
         try:
             hooks = self._webhooks(self.client)
         except CopyFailure as failure:
-            return Check(name, False, f"GET /webhooks/ answered {failure.reason}: {failure.detail}", "try again")
+            return Check(name, False, f"GET /webhooks/: {self.ctx.uploadcare_problem(failure)}", "try again")
         hook = webhooks.find_webhook(hooks, self.r.webhook_url)
         if hook is None:
             return Check(
@@ -173,7 +167,7 @@ class Doctor:
         try:
             hooks = self._webhooks(self.client)
         except CopyFailure as failure:
-            return Check(name, False, f"GET /webhooks/ answered {failure.reason}: {failure.detail}", "try again")
+            return Check(name, False, f"GET /webhooks/: {self.ctx.uploadcare_problem(failure)}", "try again")
         hook = webhooks.find_webhook(hooks, self.r.webhook_url, FILE_DELETED)
         infected = [
             e for e in (FILE_INFECTED, FILE_INFO_UPDATED) if webhooks.find_webhook(hooks, self.r.webhook_url, e)
@@ -200,7 +194,8 @@ class Doctor:
         try:
             status = self.ctx.aws("s3").get_bucket_versioning(Bucket=bucket).get("Status", "")
         except (ClientError, BotoCoreError) as error:
-            return Check(name, False, f"{bucket}: {_aws_problem(error)}", _read_fix("s3:GetBucketVersioning on it"))
+            fix = _read_fix("s3:GetBucketVersioning on it")
+            return Check(name, False, f"{bucket}: {self.ctx.aws_problem(error)}", fix)
         if status == "Enabled":
             return Check(name, True, f"{bucket} keeps versions: a copy deleted on file.deleted can be restored")
         return Check(
@@ -235,9 +230,9 @@ class Doctor:
                     else "check TargetBucketName (--bucket): it must be the bucket behind the Uploadcare storage"
                 )
                 return Check(name, False, f"{bucket}{of} does not exist", fix)
-            return Check(name, False, f"{bucket}{of}: {_aws_problem(error)}", _read_fix("s3:ListBucket on it"))
+            return Check(name, False, f"{bucket}{of}: {self.ctx.aws_problem(error)}", _read_fix("s3:ListBucket on it"))
         except BotoCoreError as error:
-            return Check(name, False, f"{bucket}{of}: {_aws_problem(error)}", _read_fix())
+            return Check(name, False, f"{bucket}{of}: {self.ctx.aws_problem(error)}", _read_fix())
         return Check(name, True, f"{bucket}{of} is reachable")
 
     def copy_queue(self) -> Check:
@@ -247,7 +242,7 @@ class Doctor:
         try:
             waiting, in_flight = queue_depths(self.ctx.aws("sqs"), self.r.queue_url)
         except (ClientError, BotoCoreError) as error:
-            return Check(name, False, f"{self.r.queue_url}: {_aws_problem(error)}", _queue_fix())
+            return Check(name, False, f"{self.r.queue_url}: {self.ctx.aws_problem(error)}", _queue_fix())
         return Check(name, True, f"exists: {waiting} waiting, {in_flight} being copied")
 
     def dead_letter_queue(self) -> Check:
@@ -257,10 +252,10 @@ class Doctor:
         try:
             waiting, in_flight = queue_depths(self.ctx.aws("sqs"), self.r.dlq_url)
         except (ClientError, BotoCoreError) as error:
-            return Check(name, False, f"{self.r.dlq_url}: {_aws_problem(error)}", _queue_fix())
+            return Check(name, False, f"{self.r.dlq_url}: {self.ctx.aws_problem(error)}", _queue_fix())
         if waiting + in_flight:
             fix = "uploadcare-s3-copy dlq list, fix the cause, then uploadcare-s3-copy dlq redrive"
-            return Check(name, False, f"holds {waiting + in_flight} failed copy requests", fix)
+            return Check(name, False, f"holds {plural(waiting + in_flight, 'failed copy request')}", fix)
         return Check(name, True, "exists and is empty")
 
     def table(self) -> Check:
@@ -270,7 +265,8 @@ class Doctor:
         try:
             status = self.ctx.aws("dynamodb").describe_table(TableName=self.r.table)["Table"].get("TableStatus")
         except (ClientError, BotoCoreError) as error:
-            return Check(name, False, f"{self.r.table}: {_aws_problem(error)}", _queue_fix("IdempotencyTableName"))
+            fix = _queue_fix("IdempotencyTableName")
+            return Check(name, False, f"{self.r.table}: {self.ctx.aws_problem(error)}", fix)
         if status != "ACTIVE":
             return Check(name, False, f"{self.r.table} is {status}", "wait for the table to become ACTIVE")
         return Check(name, True, f"{self.r.table} is {status}")
@@ -297,7 +293,7 @@ class Doctor:
                 Reason.UNEXPECTED_BUCKET: f"storage {spec.target!r} points at another bucket than {spec.bucket}",
                 Reason.NOT_FOUND: "give the UUID of a file that exists in this project",
             }.get(failure.reason, "see docs/design.md, Failure reasons")
-            return Check(name, False, f"{uuid}: {failure.reason}: {failure.detail}", fix)
+            return Check(name, False, f"{uuid}: {self.ctx.uploadcare_problem(failure)}", fix)
         return Check(name, True, f"{uuid} → {copying.describe(verified)}")
 
 
@@ -310,6 +306,7 @@ def _queue_fix(output: str = "CopyQueueUrl / DeadLetterQueueUrl") -> str:
 
 
 def command(ctx: Context, args: argparse.Namespace) -> int:
+    ctx.aws.require_region()  # else every AWS check would fail with the same missing region
     doctor = Doctor(ctx)
     where = f"stack {ctx.resources.stack}" if ctx.resources.stack else "the given resources"
     ctx.say(f"Checking {where}:")

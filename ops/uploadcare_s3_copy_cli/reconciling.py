@@ -11,15 +11,15 @@ import argparse
 import json
 import math
 
-from rich.console import Console
 from rich.table import Table
 
 from uploadcare_s3_copy.ledger import Ledger
 from uploadcare_s3_copy.queueing import BatchSender
 from uploadcare_s3_copy.reconciler import Reconciler, ReconcilerSettings, RunKind, RunRequest, Summary
 from uploadcare_s3_copy.reconciler.state import StateStore
-from uploadcare_s3_copy_cli.base import EXIT_OK, EXIT_PROBLEMS, UsageError
+from uploadcare_s3_copy_cli.base import EXIT_OK, EXIT_PROBLEMS, UsageError, plural
 from uploadcare_s3_copy_cli.context import Context
+from uploadcare_s3_copy_cli.display import show_table
 
 COLUMNS = ("checked", "verified", "queued", "dead_lettered", "skipped", "stale")
 
@@ -62,7 +62,7 @@ def command(ctx: Context, args: argparse.Namespace) -> int:
     if args.json:
         ctx.say(json.dumps(summary.as_dict(), indent=2))
     else:
-        Console(file=ctx.out).print(summary_table(summary))
+        show_table(ctx.out, summary_table(summary))
         ctx.say(_line(summary))
     return EXIT_OK if summary.complete else EXIT_PROBLEMS
 
@@ -80,5 +80,7 @@ def summary_table(summary: Summary) -> Table:
 
 def _line(summary: Summary) -> str:
     if summary.complete:
-        return f"{summary.verified:,} of {summary.checked:,} files verified; {summary.queued:,} queued for a copy"
-    return f"Stopped ({summary.stopped_by}) after {summary.pages:,} pages; a scheduled run goes on from its cursor"
+        checked = plural(summary.checked, "file")
+        return f"{summary.verified:,} of {checked} verified; {summary.queued:,} queued for a copy"
+    pages = plural(summary.pages, "page")
+    return f"Stopped ({summary.stopped_by}) after {pages}; a scheduled run goes on from its cursor"

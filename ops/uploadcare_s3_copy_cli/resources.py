@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import argparse
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -23,6 +23,11 @@ from uploadcare_s3_copy.settings import DEFAULT_API_URL, parse_bool
 from uploadcare_s3_copy.source_changes import SourcePolicy, parse_policy
 from uploadcare_s3_copy.specs import DEFAULT_PATTERN, CopySpec, CopySpecsError, parse_copy_specs
 from uploadcare_s3_copy_cli.base import UsageError
+
+
+class NothingConfiguredError(UsageError):
+    """No stack and no resource setting at all: every command answers this the same way (exit 2)."""
+
 
 STACK_ENV = "UPLOADCARE_S3_COPY_STACK"
 _URL = re.compile(r"\Ahttps?://[^/\s]+(/\S*)?\Z")
@@ -38,6 +43,7 @@ class Setting:
     help: str
     output: str | None = None  # a CloudFormation output of template.yaml
     parameter: str | None = None  # else a template parameter
+    default: str = ""  # what applies when nothing gives it (shown in --help)
 
     @property
     def source(self) -> str:
@@ -59,16 +65,39 @@ SETTINGS = (
         parameter="UploadcareSecretId",
     ),
     Setting("bucket", "--bucket", "TARGET_BUCKET", "the target S3 bucket", parameter="TargetBucketName"),
-    Setting("api_url", "--api-url", "UPLOADCARE_API_URL", "Uploadcare's REST API root", parameter="UploadcareApiUrl"),
+    Setting(
+        "api_url",
+        "--api-url",
+        "UPLOADCARE_API_URL",
+        "Uploadcare's REST API root",
+        parameter="UploadcareApiUrl",
+        default=DEFAULT_API_URL,
+    ),
     Setting("table", "--table", "IDEMPOTENCY_TABLE", "the idempotency table", output="IdempotencyTableName"),
     Setting("storage", "--storage", "COPY_TARGET", "the Uploadcare custom storage", parameter="UploadcareStorageName"),
-    Setting("prefix", "--prefix", "TARGET_PREFIX", "the storage's key prefix", parameter="TargetPrefix"),
-    Setting("pattern", "--pattern", "COPY_PATTERN", "the copy pattern", parameter="CopyPattern"),
-    Setting("make_public", "--make-public", "MAKE_PUBLIC", "true/false: public-read copies", parameter="MakePublic"),
+    Setting(
+        "prefix", "--prefix", "TARGET_PREFIX", "the storage's key prefix", parameter="TargetPrefix", default="none"
+    ),
+    Setting(
+        "pattern", "--pattern", "COPY_PATTERN", "the copy pattern", parameter="CopyPattern", default=DEFAULT_PATTERN
+    ),
+    Setting(
+        "make_public",
+        "--make-public",
+        "MAKE_PUBLIC",
+        "true/false: public-read copies",
+        parameter="MakePublic",
+        default="false",
+    ),
     Setting("webhook_url", "--webhook-url", "WEBHOOK_URL", "the stack's webhook URL", output="WebhookUrl"),
     Setting("ledger_table", "--ledger-table", "COPY_LEDGER_TABLE", "the copy ledger", output="CopyLedgerTableName"),
     Setting(
-        "skip_derived", "--skip-derived", "SKIP_DERIVED", "true/false: derived files skipped", parameter="SkipDerived"
+        "skip_derived",
+        "--skip-derived",
+        "SKIP_DERIVED",
+        "true/false: derived files skipped",
+        parameter="SkipDerived",
+        default="false",
     ),
     Setting(
         "copy_specs",
@@ -90,6 +119,7 @@ SETTINGS = (
         "ON_SOURCE_DELETE",
         "keep, tag or delete: what a confirmed file.deleted does to the copies",
         parameter="OnSourceDelete",
+        default="keep",
     ),
 )
 SETTINGS_BY_NAME = {setting.name: setting for setting in SETTINGS}
@@ -122,6 +152,12 @@ class Resources:
     extra_buckets: tuple[str, ...] = ()
     specs: tuple[CopySpec, ...] = ()  # COPY_SPECS parsed, else the one `original` spec from storage/bucket/...
     on_source_delete: SourcePolicy = SourcePolicy.KEEP
+    sources: Mapping[str, str] = field(default_factory=dict)  # by setting name: where its value came from
+
+    def source_of(self, name: str) -> str:
+        """Where a setting's value came from, for a message: `--api-url`, `$UPLOADCARE_API_URL`, `stack parameter
+        UploadcareApiUrl of NAME`, or `the default`."""
+        return self.sources.get(name, "the default")
 
     @property
     def spec_names(self) -> tuple[str, ...]:
@@ -165,7 +201,9 @@ _METAVARS = {
 }
 
 
-def add_resource_options(parser: argparse.ArgumentParser) -> None:
+def add_resource_options(parser: argparse.ArgumentParser, names: Sequence[str]) -> None:
+    """`--stack` and the options of the settings `names` (the ones this command reads), each with its variable,
+    where a stack keeps it and its default."""
     group = parser.add_argument_group(
         "stack resources",
         "Each is read from the option, else its environment variable, else the stack given by --stack.",
@@ -173,13 +211,15 @@ def add_resource_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--stack", metavar="NAME", help=f"a deployed stack: read its outputs and parameters [${STACK_ENV}]"
     )
-    for setting in SETTINGS:
+    for name in names:
+        setting = SETTINGS_BY_NAME[name]
         metavar = _METAVARS.get(setting.name) or setting.name.split("_")[0].upper()
+        default = f"; default {setting.default}" if setting.default else ""
         group.add_argument(
             setting.flag,
             dest=setting.name,
             metavar=metavar,
-            help=f"{setting.help} [${setting.env}; stack {setting.source}]",
+            help=f"{setting.help} [${setting.env}; stack {setting.source}{default}]",
         )
 
 
@@ -206,23 +246,35 @@ def resolve(
     environ: Mapping[str, str],
     describe: Callable[[str], StackInfo],
 ) -> Resources:
-    """Options first, then environment variables, then the stack (described only when one is named)."""
+    """Options first, then environment variables, then the stack (described only when one is named). Nothing given
+    at all is a usage error, before any AWS call."""
     stack_name = options.get("stack") or environ.get(STACK_ENV) or None
+    given = {setting.name: options.get(setting.name) for setting in SETTINGS}
+    sources = {name: SETTINGS_BY_NAME[name].flag for name, value in given.items() if value is not None}
+    for setting in SETTINGS:
+        if given[setting.name] is None and environ.get(setting.env):
+            given[setting.name] = environ[setting.env]
+            sources[setting.name] = f"${setting.env}"
+    if stack_name is None and all(value is None for value in given.values()):
+        raise NothingConfiguredError(
+            f"nothing configured: give --stack NAME (or ${STACK_ENV}) to read a deployed stack, or the resource "
+            "options this command's --help lists (each has an environment variable)"
+        )
     stack = describe(stack_name) if stack_name else None
     raw: dict[str, str | None] = {}
     for setting in SETTINGS:
-        value = options.get(setting.name)
-        if value is None:
-            value = environ.get(setting.env) or None
+        value = given[setting.name]
         if value is None and stack is not None:
             value = (
                 stack.outputs.get(setting.output) if setting.output else stack.parameters.get(str(setting.parameter))
             )
+            if value is not None:
+                sources[setting.name] = f"stack {setting.source} of {stack.name}"
         raw[setting.name] = value
-    return _typed(stack_name, raw)
+    return _typed(stack_name, raw, sources)
 
 
-def _typed(stack: str | None, raw: Mapping[str, str | None]) -> Resources:
+def _typed(stack: str | None, raw: Mapping[str, str | None], sources: Mapping[str, str]) -> Resources:
     problems: list[str] = []
     api_url = raw["api_url"] or DEFAULT_API_URL
     if not _URL.match(api_url):
@@ -267,6 +319,7 @@ def _typed(stack: str | None, raw: Mapping[str, str | None]) -> Resources:
         extra_buckets=tuple(name.strip() for name in (raw["extra_buckets"] or "").split(",") if name.strip()),
         specs=specs,
         on_source_delete=policy,
+        sources=dict(sources),
     )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import socket
 import subprocess
 import sys
 import uuid as uuidlib
@@ -18,6 +19,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.config import Config as BotoConfig
 from botocore.exceptions import EndpointConnectionError
 
 import handle_copy
@@ -464,7 +466,7 @@ def test_doctor_marks_each_broken_part_with_its_fix(ops: Ops) -> None:
     assert f"✗ webhook            no file.uploaded webhook for {WEBHOOK_URL}" in out
     assert "✗ bucket             no-such-bucket-for-doctor does not exist" in out
     assert "fix: check TargetBucketName (--bucket)" in out
-    assert "✗ dead-letter queue  holds 1 failed copy requests" in out
+    assert "✗ dead-letter queue  holds 1 failed copy request\n" in out
     assert "fix: uploadcare-s3-copy dlq list, fix the cause, then uploadcare-s3-copy dlq redrive" in out
     assert [line[:20].strip() for line in out.splitlines() if line.startswith("✓")] == [
         "✓ Uploadcare keys",
@@ -481,7 +483,7 @@ def test_doctor_with_keys_uploadcare_refuses(ops: Ops) -> None:
 
     assert ran.code == 1
     assert "✗ Uploadcare keys    " in ran.out
-    assert "answered auth: " in ran.out
+    assert f"GET {ops.emulator.url}project/: auth: " in ran.out
     assert "fix: copy the project's public and secret API keys" in ran.out
     assert "· webhook            not checked (needs working Uploadcare keys)" in ran.out
     assert "not-the-secret-key" not in ran.text
@@ -614,3 +616,95 @@ def test_the_installed_console_script_runs(ops: Ops) -> None:
     assert listed.stdout.startswith("The dead-letter queue is empty")
     assert misused.returncode == 2
     assert "'nope' is not a file UUID" in misused.stderr
+
+
+# --- what every command shares --------------------------------------------------------------------------------
+
+
+def closed_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])  # nothing listens there once the socket is closed
+
+
+def test_an_unreachable_uploadcare_names_the_url_and_the_setting_that_gave_it(ops: Ops) -> None:
+    # Given an API URL where nothing listens, once from the environment and once from the option
+    port = closed_port()
+    dead = f"http://127.0.0.1:{port}/"
+    environ = {**ops.environ, "UPLOADCARE_API_URL": dead}
+    file = ops.emulator.add_file(original_filename="a.jpg", size=10)
+
+    # When a command calls Uploadcare
+    from_env = ops.run("copy", file.uuid, environ=environ)
+    from_option = ops.run("backfill", "--from", "2024-01-01", "--api-url", dead)
+
+    # Then each failure says where it tried and which setting said so
+    assert from_env.code == 1
+    assert f"cannot reach Uploadcare's REST API at {dead}, from $UPLOADCARE_API_URL" in from_env.out
+    assert from_option.code == 1
+    assert f"cannot reach Uploadcare's REST API at {dead}, from --api-url" in from_option.err
+
+
+def test_an_unreachable_aws_endpoint_names_the_host_and_the_variable(ops: Ops) -> None:
+    # Given AWS_ENDPOINT_URL pointing where nothing listens (one attempt, not the CLI's five)
+    port = closed_port()
+    environ = {**ops.environ, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}
+    once = AwsClients(config=BotoConfig(retries={"max_attempts": 1}, connect_timeout=2), region="us-east-1")
+    os.environ["AWS_ENDPOINT_URL"], saved = f"http://127.0.0.1:{port}", os.environ["AWS_ENDPOINT_URL"]
+    try:
+        # When a command calls SQS there
+        ran = ops.run("dlq", "list", environ=environ, aws=once)
+    finally:
+        os.environ["AWS_ENDPOINT_URL"] = saved
+
+    # Then the error names the endpoint and where it came from, in one line
+    assert ran.code == 1
+    assert ran.err == f"error: AWS: cannot reach AWS at 127.0.0.1:{port} ($AWS_ENDPOINT_URL): EndpointConnectionError\n"
+
+
+def test_copy_direct_reports_every_file_in_the_order_given(ops: Ops) -> None:
+    # Given two files, and between them a UUID Uploadcare does not know
+    first = ops.emulator.add_file(original_filename="first.jpg", size=1)
+    last = ops.emulator.add_file(original_filename="last.jpg", size=300)
+    unknown = str(uuidlib.uuid4())
+
+    # When they are copied directly, the first given in upper case
+    ran = ops.run("copy", "--direct", first.uuid.upper(), unknown, last.uuid)
+
+    # Then the lines follow the input (the unknown one in its place), UUIDs lower-cased, sizes spelled right
+    lines = ran.out.splitlines()
+    assert ran.code == 1
+    assert [line.split()[1] for line in lines] == [first.uuid, unknown, last.uuid]
+    assert lines[0].startswith("✓")
+    assert "  1 byte  copied, verified" in lines[0]
+    assert lines[1].startswith(f"✗ {unknown}  not_found")
+    assert lines[2].startswith("✓")
+    assert "300 bytes" in lines[2]
+
+
+def test_a_queued_copy_reports_in_the_order_given_too(ops: Ops) -> None:
+    # Given a UUID Uploadcare does not know before a file it knows
+    known = ops.emulator.add_file(original_filename="known.jpg", size=1)
+    unknown = str(uuidlib.uuid4())
+
+    # When both are queued
+    ran = ops.run("copy", unknown, known.uuid)
+
+    # Then the unknown one is reported first and the known one queued
+    assert [line.split()[1] for line in ran.out.splitlines()] == [unknown, known.uuid]
+    assert "queued (known.jpg, 1 byte)" in ran.out
+    assert [request["uuid"] for request in ops.queued()] == [known.uuid]
+
+
+def test_an_audit_of_one_file_says_file_not_files(ops: Ops) -> None:
+    # Given one file uploaded and copied
+    file = ops.emulator.add_file(original_filename="solo.pdf", size=5, datetime_uploaded=JANUARY)
+    assert ops.run("copy", "--direct", file.uuid).code == 0
+
+    # When it is audited (piped: plain lines, no box drawing)
+    ran = ops.run("audit", "--from", "2024-01-01", "--to", "2024-01-02")
+
+    # Then
+    assert ran.code == 0, ran.text
+    assert ran.out.splitlines()[-1] == "1 of 1 file verified"
+    assert "┃" not in ran.out

@@ -6,18 +6,23 @@ from __future__ import annotations
 import io
 import json
 import os
+import pathlib
+import re
 import subprocess
 import sys
 from typing import Any
 
 import pytest
+from rich.table import Table
 
 from tests.conftest import ROOT
-from uploadcare_s3_copy_cli.app import main
-from uploadcare_s3_copy_cli.base import CliError, UsageError
+from uploadcare_s3_copy_cli.app import build_parser, main
+from uploadcare_s3_copy_cli.base import CliError, UsageError, plural
+from uploadcare_s3_copy_cli.context import AwsClients, find_region
+from uploadcare_s3_copy_cli.display import show_table
 from uploadcare_s3_copy_cli.dlq import NO_REASON, DeadLetter, DeadLetterQueue, group_by_reason, matches
 from uploadcare_s3_copy_cli.queueing import BatchSender
-from uploadcare_s3_copy_cli.resources import StackInfo, resolve
+from uploadcare_s3_copy_cli.resources import SETTINGS, StackInfo, resolve
 from uploadcare_s3_copy_cli.webhooks import find_webhook, summary, webhook_problems
 
 UUID = "3c269810-c17b-4e2c-92b6-25622464d866"
@@ -43,12 +48,50 @@ def test_every_command_has_help_that_documents_the_exit_codes(command: list[str]
     assert "130  interrupted" in out
 
 
-@pytest.mark.parametrize("command", COMMANDS[1:], ids=" ".join)
-def test_every_command_takes_the_stack_resource_options(command: list[str]) -> None:
+ALL_RESOURCE_OPTIONS = {setting.flag for setting in SETTINGS}
+
+
+@pytest.mark.parametrize(
+    ("command", "options"),
+    [
+        (["backfill"], {"--secret-id", "--api-url", "--queue-url", "--copy-specs"}),
+        (["dlq", "list"], {"--dlq-url"}),
+        (["dlq", "redrive"], {"--dlq-url", "--queue-url"}),
+        (["webhook", "register"], {"--secret-id", "--api-url", "--webhook-url"}),
+        (["reconcile"], {"--secret-id", "--api-url", "--ledger-table", "--queue-url", "--skip-derived"}),
+    ],
+    ids=lambda value: " ".join(value) if isinstance(value, list) else "",
+)
+def test_each_command_help_lists_only_the_resource_options_it_reads(command: list[str], options: set[str]) -> None:
     _, out, _ = run(*command, "--help")
 
-    for option in ("--stack NAME", "--queue-url", "--dlq-url", "--secret-id", "--bucket", "--webhook-url"):
-        assert option in out
+    listed = {flag for flag in ALL_RESOURCE_OPTIONS if re.search(rf"^\s+{flag} ", out, re.MULTILINE)}
+    assert "--stack NAME" in out
+    assert listed == options
+
+
+@pytest.mark.parametrize(
+    ("command", "shown"),
+    [
+        (["backfill"], "--page-size N files per GET /files/ (default 100;"),
+        (["dlq", "list"], "--max N read at most N messages (default 1000)"),
+        (["dlq", "list"], "--examples N examples per reason (default 3)"),
+        (["copy"], "--timeout SECONDS per file, with --direct (default 300.0)"),
+        (["copy"], "--pattern PATTERN the copy pattern [$COPY_PATTERN; stack parameter CopyPattern; default ${def"),
+        (["doctor"], "REST API root [$UPLOADCARE_API_URL; stack parameter UploadcareApiUrl; default https"),
+    ],
+)
+def test_help_shows_the_defaults(command: list[str], shown: str) -> None:
+    _, out, _ = run(*command, "--help")
+
+    assert shown in " ".join(out.split())  # as wrapped at any terminal width
+
+
+def test_a_flag_without_a_value_shows_no_default() -> None:
+    _, out, _ = run("audit", "--help")
+
+    assert "(default False)" not in out
+    assert "(default None)" not in out
 
 
 @pytest.mark.parametrize(
@@ -56,7 +99,8 @@ def test_every_command_takes_the_stack_resource_options(command: list[str]) -> N
     [
         (["frobnicate"], "invalid choice: 'frobnicate'"),
         (["copy", "not-a-uuid"], "'not-a-uuid' is not a file UUID"),
-        (["copy", UUID.upper()], "is not a file UUID"),
+        (["copy", UUID[:-1]], "is not a file UUID"),
+        (["dlq", "redrive", "--reason", "storage_gone"], "'storage_gone' is not a failure reason; the reasons are"),
         (["copy"], "the following arguments are required: UUID"),
         (["backfill", "--from", "last tuesday"], "is not an ISO date"),
         (["backfill", "--from", "2024-01-01", "--page-size", "0"], "is not a whole number of at least 1"),
@@ -75,7 +119,7 @@ def test_bad_arguments_are_usage_errors(argv: list[str], complaint: str) -> None
 
 
 def test_a_missing_setting_is_a_usage_error_that_names_where_to_give_it() -> None:
-    code, out, err = run("backfill", "--from", "2024-01-01")
+    code, out, err = run("backfill", "--from", "2024-01-01", environ={"COPY_DLQ_URL": "http://127.0.0.1:9/dlq"})
 
     assert code == 2
     assert out == ""
@@ -92,8 +136,8 @@ def test_a_missing_setting_is_a_usage_error_that_names_where_to_give_it() -> Non
         (["backfill", "--from", "2024-02-01", "--to", "2024-01-31"], "--to is before --from"),
         (["backfill", "--resume", "--dry-run"], "does not resume"),
         (["backfill", "--resume", "--page-size", "50"], "--page-size cannot apply on --resume"),
-        (["backfill", "--from", "2024-01-01", "--pattern", "${nope}"], "unknown placeholder ${nope}"),
-        (["backfill", "--from", "2024-01-01", "--make-public", "maybe"], "make_public 'maybe' is not true or false"),
+        (["copy", "--direct", UUID, "--pattern", "${nope}"], "unknown placeholder ${nope}"),
+        (["copy", "--direct", UUID, "--make-public", "maybe"], "make_public 'maybe' is not true or false"),
         (["backfill", "--from", "2024-01-01", "--api-url", "ftp://x"], "is not an http(s) URL"),
     ],
 )
@@ -104,6 +148,102 @@ def test_inconsistent_options_are_usage_errors_before_anything_is_done(argv: lis
 
     assert code == 2
     assert complaint in err
+
+
+# Every command, given nothing at all to work on, answers the same way: exit 2, the same line, no AWS call (unit
+# tests have no network: a call would fail differently).
+NOTHING_CONFIGURED = [
+    ["backfill", "--from", "2024-01-01"],
+    ["copy", UUID],
+    ["copy", "--direct", UUID],
+    ["audit"],
+    ["reconcile"],
+    ["doctor"],
+    ["webhook", "register"],
+    ["dlq", "list"],
+    ["dlq", "redrive"],
+]
+
+
+@pytest.mark.parametrize("argv", NOTHING_CONFIGURED, ids=" ".join)
+def test_nothing_configured_is_exit_2_with_the_same_answer_in_every_command(argv: list[str]) -> None:
+    code, out, err = run(*argv, environ={})
+
+    assert code == 2
+    assert out == ""
+    assert err.startswith("error: nothing configured: give --stack NAME (or $UPLOADCARE_S3_COPY_STACK)")
+
+
+def test_a_missing_region_is_a_usage_error_with_the_fix(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path
+) -> None:
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    (tmp_path / "config").write_text("[default]\noutput = json\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+
+    code, out, err = run("dlq", "list", environ={"COPY_DLQ_URL": "http://127.0.0.1:9/q"})
+
+    assert code == 2
+    assert out == ""
+    assert err.startswith("error: no AWS region: set AWS_REGION")
+    assert "aws configure set region" in err
+
+
+def test_aws_region_is_honoured_before_aws_default_region_and_the_profile(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path
+) -> None:
+    (tmp_path / "config").write_text("[default]\nregion = ap-south-1\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+
+    both = find_region({"AWS_REGION": "eu-west-2", "AWS_DEFAULT_REGION": "us-east-1"})
+    default_only = find_region({"AWS_DEFAULT_REGION": "us-east-1"})
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    profile_only = find_region({})
+
+    assert both == ("eu-west-2", "$AWS_REGION")
+    assert default_only == ("us-east-1", "$AWS_DEFAULT_REGION")
+    assert profile_only == ("ap-south-1", "profile default in the AWS configuration")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")  # creating a client looks for credentials: not on the network
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    assert AwsClients(region=both[0])("sqs").meta.region_name == "eu-west-2"
+
+
+def test_an_unknown_profile_is_a_usage_error(monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path) -> None:
+    (tmp_path / "config").write_text("[default]\nregion = ap-south-1\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+
+    code, _, err = run("dlq", "list", environ={"AWS_PROFILE": "nope", "COPY_DLQ_URL": "http://127.0.0.1:9/q"})
+
+    assert code == 2
+    assert "AWS profile 'nope' (from $AWS_PROFILE) is not in your AWS configuration" in err
+
+
+def test_an_upper_case_uuid_is_taken_lower_cased() -> None:
+    parser = build_parser()
+
+    args = parser.parse_args(["copy", UUID.upper(), "--direct"])
+    tested = parser.parse_args(["doctor", "--test-copy", f" {UUID.upper()} "])
+
+    assert args.uuids == [UUID]
+    assert tested.test_copy == UUID
+
+
+@pytest.mark.parametrize(
+    ("count", "noun", "expected"),
+    [
+        (0, "file", "0 files"),
+        (1, "file", "1 file"),
+        (2, "byte", "2 bytes"),
+        (1200, "copy request", "1,200 copy requests"),
+    ],
+)
+def test_plural(count: int, noun: str, expected: str) -> None:
+    assert plural(count, noun) == expected
 
 
 def test_version() -> None:
@@ -375,3 +515,38 @@ def test_the_lambda_handlers_do_not_import_the_cli() -> None:
 
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+# --- how results look -----------------------------------------------------------------------------------------
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def counts_table() -> Table:
+    table = Table(title="Uploads from the first to 2026-01-01T00:00:00Z")
+    table.add_column("spec")
+    table.add_column("files", justify="right")
+    table.add_row("original", "1,204")
+    table.add_row("web", "7")
+    return table
+
+
+def test_a_table_on_a_terminal_is_drawn_by_rich() -> None:
+    stream = Terminal()
+
+    show_table(stream, counts_table())
+
+    assert "┃ spec" in stream.getvalue() or "│ original" in stream.getvalue()
+
+
+def test_a_piped_table_is_plain_aligned_lines() -> None:
+    stream = io.StringIO()
+
+    show_table(stream, counts_table())
+
+    assert stream.getvalue() == (
+        "Uploads from the first to 2026-01-01T00:00:00Z\nspec      files\noriginal  1,204\nweb           7\n"
+    )
