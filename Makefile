@@ -59,12 +59,26 @@ soak: venv ## fault soak at full size: 1,000 files through both functions with f
 bench: venv ## performance against an obvious-way baseline; writes docs/performance.md (a few minutes)
 	$(PY) -m bench.run $(BENCH_ARGS)
 
-# `sam local invoke` without Docker: make invoke FUNCTION=WebhookFunction EVENT=events/webhook-file-uploaded.json
+# A local stack that stays up between commands (moto + the Uploadcare emulator in the background, the stack built
+# from template.yaml and published as the CloudFormation stack `uploadcare-s3-copy` on moto): `source .local-stack/env`
+# then points a shell's `uploadcare-s3-copy` at it. LOCAL_STACK_DIR chooses another state folder.
+.PHONY: up down drain
+up: venv ## start moto + the emulator in the background with the stack and sample files; prints the env to source
+	$(PY) -m devkit.up up
+
+down: venv ## stop what `make up` started and remove its state folder (no process or port left)
+	$(PY) -m devkit.up down
+
+drain: venv ## run the copier over the running stack's copy queue once and say what it did
+	$(PY) -m devkit.up drain
+
+# `sam local invoke` without Docker: make invoke FUNCTION=WebhookFunction EVENT=events/webhook-file-uploaded.json;
+# RUNNING=1 invokes it against the stack `make up` keeps running instead of a new one.
 FUNCTION ?= WebhookFunction
 EVENT    ?= events/webhook-file-uploaded.json
 .PHONY: invoke
-invoke: venv ## one function in-process against local servers: FUNCTION=WebhookFunction EVENT=events/<file>.json
-	$(PY) -m devkit.invoke $(FUNCTION) -e $(EVENT)
+invoke: venv ## one function in-process against local servers: FUNCTION=WebhookFunction EVENT=events/<file>.json [RUNNING=1]
+	$(PY) -m devkit.invoke $(FUNCTION) -e $(EVENT) $(if $(RUNNING),--running)
 
 # The SAM application, offline: its own tests, cfn-lint (exits 2 on errors and 4 on warnings only; make fails on
 # both), `sam validate --lint`, and a real `sam build` for arm64 (sam checks that python3.13 is on the PATH).

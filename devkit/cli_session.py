@@ -51,6 +51,7 @@ def publish_stack(stack: LocalStack, *, api_url: str, webhook_url: str) -> str:
         "CopyQueueUrl": stack.queue_url,
         "DeadLetterQueueUrl": stack.dlq_url,
         "IdempotencyTableName": stack.table,
+        "CopyLedgerTableName": stack.ledger_table,
     }
     # Outputs are `Ref`s to parameters of their own: a template cannot hold a literal URL with `${...}` in it.
     template = {

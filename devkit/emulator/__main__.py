@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from types import FrameType
 
 import devkit.emulator
+from devkit.emulator.routes import ADMIN_ROUTES
 from devkit.emulator.server import UploadcareEmulator
 from devkit.emulator.state import DEMO_PUBLIC_KEY, DEMO_SECRET_KEY, Storage
 
@@ -20,7 +21,10 @@ from devkit.emulator.state import DEMO_PUBLIC_KEY, DEMO_SECRET_KEY, Storage
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m devkit.emulator", description=(devkit.emulator.__doc__ or "").split("\n")[0]
+        prog="python -m devkit.emulator",
+        description=(devkit.emulator.__doc__ or "").split("\n")[0],
+        epilog=ADMIN_ROUTES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (a Docker bridge address works too)")
     parser.add_argument("--port", type=int, default=0, help="port to bind; 0 picks a free one")

@@ -38,6 +38,24 @@ from uploadcare_s3_copy.uploadcare import ACCEPT, request_signature
 
 API_CONTENT_TYPE = ACCEPT  # answers are sent with the same media type the client asks for
 ADMIN_PREFIX = "/__emulator__/"
+# The admin routes, as `python -m devkit.emulator --help` and `python -m devkit.up --help` print them.
+ADMIN_ROUTES = """admin routes (unsigned, under the emulator's URL):
+  GET    /__emulator__/                               state: url, project, storages, settings
+  POST   /__emulator__/files                          add a file: {"original_filename": "a.jpg", "size": 1234,
+                                                      "datetime_uploaded": "2025-01-02T03:04:05Z"} (all optional;
+                                                      also "uuid", "mime_type", "stored", "source_file_uuid")
+  GET    /__emulator__/files/<uuid>                   the file object
+  DELETE /__emulator__/files/<uuid>                   mark it removed (deleted at Uploadcare); ?purge=true forgets it
+  POST   /__emulator__/files/<uuid>/faults            inject faults for its next remote_copy calls:
+                                                      {"faults": [{"kind": "throttled", "retry_after": 3}, ...]}
+                                                      kinds: throttled, server_error (status), not_ready, slow
+                                                      (seconds)
+  PUT    /__emulator__/files/<uuid>/flags             {"wrong_size": true} and/or {"infected": true}
+  GET    /__emulator__/files/<uuid>/webhook-body      ?target_url=...: the file.uploaded body Uploadcare would send
+  GET    /__emulator__/counters                       requests by method and path, copies per file
+  GET    /__emulator__/requests                       the request log
+  PUT    /__emulator__/settings                       {"copy_delay": 0.3, "already_exists_with_result": true}
+  POST   /__emulator__/secret-key                     {"secret_key": "..."}: rotate the project's secret key"""
 MAX_CLOCK_SKEW_SECONDS = 15 * 60  # "The date you provide MUST NOT exceed the 15-minute offset" (Authentication)
 MAX_BODY_BYTES = 1024**2
 MAX_PAGE_SIZE = 1000
@@ -437,20 +455,7 @@ class RestApi(Project):
     # -- admin API (unsigned) -----------------------------------------------------------------------------------
 
     def _admin(self, request: _Request) -> _Reply:
-        """The unsigned admin API, for an emulator running in another process:
-
-        GET    /__emulator__/                               state: url, project, storages, settings
-        POST   /__emulator__/files                          register a file (add_file's arguments as JSON)
-        GET    /__emulator__/files/<uuid>                   the file object
-        DELETE /__emulator__/files/<uuid>                   mark it deleted
-        POST   /__emulator__/files/<uuid>/faults            {"faults": [{"kind": "throttled", "retry_after": 3}, ...]}
-        PUT    /__emulator__/files/<uuid>/flags             {"wrong_size": true}
-        GET    /__emulator__/files/<uuid>/webhook-body      ?target_url=...: a file.uploaded delivery body
-        GET    /__emulator__/counters                       requests by method and path, copies per file
-        GET    /__emulator__/requests                       the request log
-        PUT    /__emulator__/settings                       {"copy_delay": 0.3, "already_exists_with_result": true}
-        POST   /__emulator__/secret-key                     {"secret_key": "..."}: rotate
-        """
+        """The unsigned admin API, for an emulator running in another process (ADMIN_ROUTES lists the routes)."""
         path = "/" + request.path[len(ADMIN_PREFIX) :].strip("/")
         data: dict[str, Any] = {}
         if request.body:

@@ -1,0 +1,149 @@
+"""`make up` / `make drain` / `make down`: the README's "Try the command line" block runs as printed against a local
+stack in the background (moto + the emulator on loopback), and `make down` leaves no process or port behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+README_BLOCK = re.compile(r"## Try the command line on your machine\n.*?```sh\n(?P<block>.*?)```", re.DOTALL)
+
+
+def readme_commands() -> list[str]:
+    found = README_BLOCK.search((ROOT / "README.md").read_text(encoding="utf-8"))
+    assert found, "README.md has its 'Try the command line on your machine' block"
+    return [line.split("  #")[0].strip() for line in found.group("block").splitlines() if line.strip()]
+
+
+def listening(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(1)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return not stat.exists() or stat.read_text().rsplit(")", 1)[-1].split()[0] != "Z"
+
+
+@pytest.fixture
+def state_dir(tmp_path: Path) -> Iterator[Path]:
+    folder = tmp_path / "local-stack"
+    yield folder
+    # Whatever happened, nothing started here outlives the test.
+    subprocess.run(
+        [sys.executable, "-m", "devkit.up", "down", "--state-dir", str(folder)],
+        cwd=ROOT,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def clean_env(state_dir: Path, tmp_path: Path) -> dict[str, str]:
+    """A user's shell: no AWS settings of the test session, the state folder and a cache of the test's own."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("AWS_")}
+    return {**env, "LOCAL_STACK_DIR": str(state_dir), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+
+
+def test_the_readme_block_runs_as_printed_and_make_down_leaves_nothing(state_dir: Path, tmp_path: Path) -> None:
+    # Given the README's commands, the state folder moved into this test's temporary folder
+    commands = readme_commands()
+    assert commands[0] == "make up"
+    assert commands[-1] == "make down"
+    script = "\n".join(line.replace(".local-stack/", f"{state_dir}/") for line in commands)
+
+    # When they run in one shell, one after another (stopping at the first failure)
+    done = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", f"set -x\n{script}"],
+        cwd=ROOT,
+        env=clean_env(state_dir, tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+    # Then every command succeeded, the copies were made and proved, and the audit says so
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "✓ Registered webhook #1" in done.stdout
+    assert "All good." in done.stdout
+    assert "Backfill finished: 4 files seen, 4 queued" in done.stdout
+    assert "Copier: 1 batch, 4 records: 4 done, 0 given back." in done.stdout
+    assert "4 of 4 files verified" in done.stdout
+    assert "The dead-letter queue is empty" in done.stdout
+    # and `make down` stopped both servers: their pids are gone, their ports closed, the state folder removed
+    pids = [int(pid) for pid in re.findall(r"pid (\d+)", done.stdout)[:2]]
+    ports = [int(port) for port in re.findall(r"http://(?:localhost|127\.0\.0\.1):(\d+)", done.stdout)[:2]]
+    assert len(pids) == 2
+    assert len(ports) == 2
+    assert not any(alive(pid) for pid in pids)
+    assert not any(listening(port) for port in ports)
+    assert not state_dir.exists()
+
+
+def up(state_dir: Path, tmp_path: Path, *action: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "devkit.up", *action, "--state-dir", str(state_dir)],
+        cwd=ROOT,
+        env=clean_env(state_dir, tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_a_second_up_reuses_the_running_stack_and_invoke_running_targets_it(state_dir: Path, tmp_path: Path) -> None:
+    # Given a stack that is up
+    first = up(state_dir, tmp_path, "up")
+    assert first.returncode == 0, first.stderr
+    state = json.loads((state_dir / "state.json").read_text())
+
+    # When `up` runs again, and the local runner invokes the webhook against the running stack
+    second = up(state_dir, tmp_path, "up")
+    event = "events/webhook-file-uploaded.json"
+    invoked = subprocess.run(
+        [sys.executable, "-m", "devkit.invoke", "WebhookFunction", "--running", "-e", event],
+        cwd=ROOT,
+        env=clean_env(state_dir, tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    drained = up(state_dir, tmp_path, "drain")
+
+    # Then the same servers are kept, the webhook queued its request on that stack's queue, and drain copied it
+    assert second.returncode == 0
+    assert "Already up" in second.stdout
+    assert json.loads((state_dir / "state.json").read_text())["moto_pid"] == state["moto_pid"]
+    assert invoked.returncode == 0, invoked.stderr
+    assert json.loads(invoked.stdout)["statusCode"] == 202
+    assert "1 message on the copy queue" in invoked.stderr
+    assert drained.returncode == 0, drained.stderr
+    assert "Copier: 1 batch, 1 record: 1 done, 0 given back." in drained.stdout
+
+
+def test_without_a_running_stack_drain_and_invoke_running_say_to_run_make_up(state_dir: Path, tmp_path: Path) -> None:
+    drained = up(state_dir, tmp_path, "drain")
+    down = up(state_dir, tmp_path, "down")
+
+    assert drained.returncode == 1
+    assert drained.stderr.strip() == "drain: nothing is up: run `make up` first"
+    assert down.returncode == 0
+    assert "Nothing is up" in down.stdout
