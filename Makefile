@@ -12,7 +12,7 @@ SRC      := layers/common/uploadcare_s3_copy ops functions devkit tests scripts 
 .PHONY: help venv sam-venv test lint types unit devtools integration demo soak lock clean layer-check
 
 help: ## this list: every target, with what it does
-	@awk 'BEGIN {FS = ":[^#]*## "} /^[a-zA-Z_-]+:[^#]*## / {printf "make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":[^#]*## "} /^[a-zA-Z0-9_-]+:[^#]*## / {printf "make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 # The dev venv also has the project installed (editable) for its `uploadcare-s3-copy` command; code changes need no
 # reinstall, a change to pyproject.toml's [project] table does: `make clean venv`.
@@ -118,6 +118,23 @@ layer-check: venv ## what sam build packed into the common layer: its package an
 .PHONY: test-sam-local
 test-sam-local: venv sam-venv ## the built functions in a Lambda-like container (real sam local invoke; needs Docker or root)
 	scripts/sam-local/run.sh
+
+# Deploying with the project's own SAM CLI (.venv-sam; no global `sam` needed), telemetry off. `make deploy` asks
+# every parameter the first time and saves the answers in samconfig.toml; GUIDED= deploys with the saved answers.
+GUIDED ?= --guided
+SAM_RUN := PATH="$$(dirname "$$(scripts/find-python.sh)"):$$PATH" SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam
+.PHONY: deploy delete e2e
+deploy: sam-venv ## sam build && sam deploy --guided to your AWS account, with the project's SAM CLI (no telemetry)
+	$(SAM_RUN) build
+	$(SAM_RUN) deploy $(GUIDED)
+
+delete: sam-venv ## sam delete: removes the deployed stack (the copy ledger table and your bucket stay)
+	$(SAM_RUN) delete $(if $(STACK),--stack-name $(STACK))
+
+# Against a real AWS account and Uploadcare project: deploys a throwaway stack, uploads a file, waits for the proof,
+# audits and deletes everything (also on failure). Without the credentials it prints one skip line and exits 0.
+e2e: venv ## the real thing, end to end, in your AWS account and Uploadcare project (docs/e2e.md); skipped without credentials
+	$(PY) -m devkit.e2e
 
 lock: venv $(LOCK_VENV)/.stamp ## re-pin requirements/dev.txt from dev.in, then the layer's requirements.txt from it
 	$(PY) -m pip install --quiet -r requirements/dev.in

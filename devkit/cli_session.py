@@ -40,7 +40,7 @@ def publish_stack(stack: LocalStack, *, api_url: str, webhook_url: str) -> str:
     parameters = {
         "UploadcareSecretId": stack.secret_id,
         "UploadcareStorageName": stack.spec.storage,
-        "TargetBucketName": stack.bucket,
+        "TargetBucketName": environment.get("TARGET_BUCKET") or stack.bucket,
         "TargetPrefix": stack.spec.prefix,
         "CopyPattern": environment.get("COPY_PATTERN", "${default}"),
         "MakePublic": environment.get("MAKE_PUBLIC", "false"),

@@ -9,6 +9,7 @@ the local runner and the benchmarks all use this, so none of them can drift from
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid as uuidlib
 from collections.abc import Mapping
@@ -185,7 +186,10 @@ def create_stack(spec: StackSpec | None = None, template_path: Path = TEMPLATE) 
         "secret_key": spec.secret_key,
         "webhook_signing_secret": spec.signing_secret,
     }
-    boto3.client("secretsmanager").create_secret(Name=secret_id, SecretString=json.dumps(secret))
+    secrets_manager = boto3.client("secretsmanager")
+    # A secret made before the stack, as a deployment's is (UploadcareSecretId names it), is kept as it is.
+    with contextlib.suppress(secrets_manager.exceptions.ResourceExistsException):
+        secrets_manager.create_secret(Name=secret_id, SecretString=json.dumps(secret))
     boto3.client("s3").create_bucket(Bucket=bucket)
     _create_queues(stack, spec.name)
     _create_tables(stack, spec.name)

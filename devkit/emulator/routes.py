@@ -3,10 +3,16 @@ and the unsigned admin API under `/__emulator__/`."""
 
 from __future__ import annotations
 
+import email.parser
+import email.policy
 import email.utils
+import hashlib
 import hmac
 import json
 import re
+import threading
+import urllib.error
+import urllib.request
 import uuid as uuidlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
@@ -38,6 +44,7 @@ from uploadcare_s3_copy.uploadcare import ACCEPT, request_signature
 
 API_CONTENT_TYPE = ACCEPT  # answers are sent with the same media type the client asks for
 ADMIN_PREFIX = "/__emulator__/"
+UPLOAD_PATH = "/base/"  # the Upload API's direct upload (upload.uploadcare.com/base/), served on the same port
 # The admin routes, as `python -m devkit.emulator --help` and `python -m devkit.up --help` print them.
 ADMIN_ROUTES = """admin routes (unsigned, under the emulator's URL):
   GET    /__emulator__/                               state: url, project, storages, settings
@@ -77,6 +84,8 @@ _ROUTES = (
     (re.compile(r"^/files/(?P<uuid>[^/]+)/$"), "file"),
     (re.compile(r"^/project/$"), "project"),
     (re.compile(r"^/webhooks/$"), "webhooks"),
+    (re.compile(r"^/files/(?P<uuid>[^/]+)/storage/$"), "file_storage"),
+    (re.compile(r"^/webhooks/unsubscribe/$"), "webhooks_unsubscribe"),
 )
 CDN_PREFIX = "/cdn/"  # the emulator's own CDN, for `audit --deep` (state.Project.use_own_cdn)
 _NGINX_PAGES = {502: "Bad Gateway", 503: "Service Temporarily Unavailable", 504: "Gateway Time-out"}
@@ -104,6 +113,30 @@ class _Reply:
 def _json_reply(status: int, data: Any, *, content_type: str = API_CONTENT_TYPE, **headers: str) -> _Reply:
     body = json.dumps(data, ensure_ascii=False).encode()
     return _Reply(status, body, content_type, tuple((k.replace("_", "-"), v) for k, v in headers.items()))
+
+
+def _multipart(request: _Request) -> tuple[dict[str, str], dict[str, tuple[str, str, bytes]]]:
+    """A multipart/form-data body: its plain fields, and its files by field name (filename, type, bytes)."""
+    content_type = request.headers.get("content-type", "")
+    if not content_type.lower().startswith("multipart/form-data"):
+        return {}, {}
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + request.body
+    )
+    fields: dict[str, str] = {}
+    files: dict[str, tuple[str, str, bytes]] = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if not isinstance(name, str):
+            continue
+        payload = part.get_payload(decode=True)
+        content = payload if isinstance(payload, bytes) else b""
+        filename = part.get_filename()
+        if filename is None:
+            fields[name] = content.decode("utf-8", "replace")
+        else:
+            files[name] = (filename, part.get_content_type(), content)
+    return fields, files
 
 
 def _error(status: int, detail: str, **headers: str) -> _Reply:
@@ -152,6 +185,11 @@ class RestApi(Project):
             return self._admin(request)
         if request.path.startswith(CDN_PREFIX):
             return self._cdn(request)
+        if request.path == UPLOAD_PATH:
+            reply: _Reply | None = self._upload(request)
+            with self._lock:
+                self._request_counts[f"{request.method} {request.path}"] += 1
+            return reply
         reply = self._api(request)
         if reply is not None:
             request_id = dict(reply.headers).get("X-Uploadcare-Request-Id", "")
@@ -201,6 +239,8 @@ class RestApi(Project):
             ("project", "GET"): self._get_project,
             ("webhooks", "GET"): self._list_webhooks,
             ("webhooks", "POST"): self._create_webhook,
+            ("file_storage", "DELETE"): self._delete_file,
+            ("webhooks_unsubscribe", "DELETE"): self._unsubscribe,
         }
         view = views.get((route, request.method))
         if view is None:
@@ -423,6 +463,90 @@ class RestApi(Project):
                 "results": [self._file_info(f, request.api_root) for f in page],
             },
         )
+
+    def _delete_file(self, request: _Request, params: dict[str, str]) -> _Reply:
+        """`DELETE /files/<uuid>/storage/`: the file is removed; the answer is its file info."""
+        uuid = params["uuid"]
+        with self._lock:
+            emulated = self._files.get(uuid)
+        if emulated is None:
+            return _error(404, NOT_FOUND)
+        if not emulated.removed:
+            self.remove_file(uuid)
+        return _json_reply(200, self.file_info(uuid, request.api_root))
+
+    def _unsubscribe(self, request: _Request, _params: dict[str, str]) -> _Reply:
+        """`DELETE /webhooks/unsubscribe/` with `target_url`: every webhook of that URL is deleted; 204."""
+        data, refused = self._form(request)
+        if refused is not None:
+            return refused
+        target = str(data.get("target_url") or "")
+        if not target:
+            return _error(400, "target_url: This field is required.")
+        with self._lock:
+            self._webhooks[:] = [hook for hook in self._webhooks if hook["target_url"] != target]
+        return _Reply(204, b"", "application/json")
+
+    # -- the Upload API (upload.uploadcare.com) -------------------------------------------------------------------
+
+    def _upload(self, request: _Request) -> _Reply:
+        """`POST /base/`, multipart: `UPLOADCARE_PUB_KEY`, `UPLOADCARE_STORE`, optional `signature` and `expire`
+        (signed uploads: HMAC-SHA256 of `expire` with the secret key), and the file under any field name, which the
+        answer maps to the new UUID: `{"file": "<uuid>"}`. Then each active file.uploaded webhook is delivered,
+        signed, from a thread (as Uploadcare delivers after the upload)."""
+        if request.method != "POST":
+            return _json_reply(405, {"error": "Method not allowed."}, content_type="application/json")
+        fields, files = _multipart(request)
+        if fields.get("UPLOADCARE_PUB_KEY") != self.public_key:
+            return _json_reply(403, {"error": "UPLOADCARE_PUB_KEY is invalid."}, content_type="application/json")
+        if "signature" in fields or "expire" in fields:
+            expected = hmac.new(self.secret_key.encode(), fields.get("expire", "").encode(), hashlib.sha256).hexdigest()
+            expire = fields.get("expire", "")
+            fresh = expire.isdigit() and int(expire) > self.clock()
+            if not fresh or not hmac.compare_digest(expected, fields.get("signature", "")):
+                return _json_reply(403, {"error": "Invalid signature."}, content_type="application/json")
+        if not files:
+            return _json_reply(400, {"error": "No files uploaded."}, content_type="application/json")
+        answer = {}
+        for field_name, (filename, content_type, content) in files.items():
+            emulated = self.add_file(
+                original_filename=filename or "file",
+                size=len(content),
+                mime_type=content_type or None,
+                stored=fields.get("UPLOADCARE_STORE", "auto") in ("1", "auto"),
+            )
+            answer[field_name] = emulated.uuid
+            threading.Thread(target=self.deliver_webhooks, args=(emulated.uuid,), daemon=True).start()
+        return _json_reply(200, answer, content_type="application/json")
+
+    def deliver_webhooks(self, uuid: str, event: str = "file.uploaded") -> list[int]:
+        """POSTs the `event` body for `uuid` to every active webhook of that event, signed with its secret;
+        returns the status codes (0: no answer). Each delivery is recorded in `deliveries`."""
+        with self._lock:
+            hooks = [dict(h) for h in self._webhooks if h["event"] == event and h["is_active"]]
+        statuses = []
+        for hook in hooks:
+            body = json.dumps(
+                self.file_uploaded_body(uuid, target_url=hook["target_url"], event=event), separators=(",", ":")
+            ).encode()
+            headers = {"Content-Type": "application/json", "User-Agent": "uploadcare-emulator-webhook"}
+            if hook["signing_secret"]:
+                digest = hmac.new(hook["signing_secret"].encode(), body, hashlib.sha256).hexdigest()
+                headers["X-Uc-Signature"] = f"v1={digest}"
+            delivery = urllib.request.Request(hook["target_url"], data=body, headers=headers, method="POST")  # noqa: S310
+            try:
+                with urllib.request.urlopen(delivery, timeout=10) as answer:  # noqa: S310 - a registered target
+                    status = answer.status
+            except urllib.error.HTTPError as error:
+                status = error.code
+            except OSError:
+                status = 0
+            statuses.append(status)
+            with self._lock:
+                self._deliveries.append(
+                    {"uuid": uuid, "event": event, "target_url": hook["target_url"], "status": status}
+                )
+        return statuses
 
     def _list_webhooks(self, _request: _Request, _params: dict[str, str]) -> _Reply:
         return _json_reply(200, self.webhooks())

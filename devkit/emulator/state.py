@@ -268,6 +268,7 @@ class Project:
         self._request_counts: Counter[str] = Counter()
         self._requests: deque[RequestRecord] = deque(maxlen=10_000)
         self._webhooks: list[dict[str, Any]] = []
+        self._deliveries: list[dict[str, Any]] = []  # webhook deliveries made after uploads
         self._last_uploaded: datetime | None = None
         self._stopping = threading.Event()
 
@@ -490,6 +491,12 @@ class Project:
     def requests(self) -> list[RequestRecord]:
         with self._lock:
             return list(self._requests)
+
+    @property
+    def deliveries(self) -> list[dict[str, Any]]:
+        """Webhook deliveries made (uuid, event, target_url, status; 0: no answer)."""
+        with self._lock:
+            return [dict(delivery) for delivery in self._deliveries]
 
     def webhooks(self) -> list[dict[str, Any]]:
         with self._lock:

@@ -36,7 +36,7 @@ dead-letter queue.
 
 Resources come from --stack NAME (the deployed stack's outputs and parameters, in the region of the usual AWS
 configuration) or from the options and environment variables listed under each command's --help. AWS_ENDPOINT_URL
-points every AWS call at a local server (`make demo`'s moto)."""
+points every AWS call at a local server (the moto server of `make up`)."""
 
 Command = Callable[[Context, argparse.Namespace], int]
 

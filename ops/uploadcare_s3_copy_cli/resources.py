@@ -3,7 +3,7 @@
 `--stack NAME` reads the deployed stack's Outputs (queue URLs, table, WebhookUrl) and Parameters (secret, storage,
 bucket, prefix, pattern, API URL): what `sam deploy` was given is what the CLI uses. An option or an environment
 variable overrides the stack's value. The environment variables are the functions' own (docs/configuration.md),
-so a shell that has a function's environment can run the CLI as is; `make demo`'s local servers are reached the
+so a shell that has a function's environment can run the CLI as is; `make up`'s local stack is reached the
 same way, with `AWS_ENDPOINT_URL` honoured by boto3 itself.
 """
 
