@@ -1,18 +1,19 @@
 """`make up`, `make down`, `make drain`: a local stack that stays up between commands, for trying the ops CLI.
 
-`python -m devkit.up up` starts a moto server and the Uploadcare emulator as background processes on 127.0.0.1,
-builds the stack's resources on moto from template.yaml (devkit.local_resources), publishes them as the
-CloudFormation stack `uploadcare-s3-copy` on moto (so `--stack uploadcare-s3-copy`, the README's stack name, reads
-them exactly as against AWS), registers a few sample files in the emulator, and writes into the state folder
-(`.local-stack/`, or $LOCAL_STACK_DIR):
+`python -m devkit.up up` starts a moto server, the Uploadcare emulator and a webhook endpoint (the webhook function
+behind devkit.webhook_gateway, the stack's `WebhookUrl`) as background processes on 127.0.0.1, builds the stack's
+resources on moto from template.yaml (devkit.local_resources), publishes them as the CloudFormation stack
+`uploadcare-s3-copy` on moto (so `--stack uploadcare-s3-copy`, the README's stack name, reads them exactly as
+against AWS), registers a few sample files in the emulator, and writes into the state folder (`.local-stack/`, or
+$LOCAL_STACK_DIR):
 
 * `env`: the `export` lines that point a shell at the servers (`source .local-stack/env`); with them, every
   `uploadcare-s3-copy` command of the README works as printed;
 * `state.json`: ports, process ids, the stack's resources and the functions' environment;
-* `moto.log`, `emulator.log`, `copier.log`: what the servers and the copier wrote.
+* `moto.log`, `emulator.log`, `webhook.log`, `copier.log`: what the servers and the functions wrote.
 
 `drain` runs the copier function over the copy queue once, as Lambda's SQS event source would, and says what it did;
-`status` says what runs; `down` stops both servers (SIGTERM, then SIGKILL) and removes the state folder. Nothing here
+`status` says what runs; `down` stops all three (SIGTERM, then SIGKILL) and removes the state folder. Nothing here
 touches AWS: every process is told the moto endpoint and fake credentials.
 
 The emulator's admin routes (add a file, mark one removed, inject a fault) work on the running emulator: see
@@ -33,7 +34,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,6 @@ DEFAULT_STATE_DIR = ROOT / ".local-stack"
 STACK_NAME = "uploadcare-s3-copy"  # the stack name of samconfig.toml and the README's examples
 STORAGE = "local-storage"
 PREFIX = "uploadcare/"
-WEBHOOK_URL = "https://uploadcare-s3-copy.execute-api.localhost/webhooks/uploadcare"  # never called: no API Gateway
 READY_SECONDS = 30.0
 ADMIN = "__emulator__"
 
@@ -63,7 +63,10 @@ SAMPLES = (
 
 ADMIN_HELP = f"""{ADMIN_ROUTES}
 
-For example, after `source .local-stack/env` ($UPLOADCARE_EMULATOR_URL is the emulator's URL):
+For example, after `source .local-stack/env` ($UPLOADCARE_EMULATOR_URL is the emulator's URL), an upload whose
+file.uploaded webhook the emulator delivers to the stack's webhook endpoint (after `webhook register`):
+  curl -s -F UPLOADCARE_PUB_KEY=demopublickey -F UPLOADCARE_STORE=1 -F file=@a.jpg "${{UPLOADCARE_EMULATOR_URL}}base/"
+and the admin routes:
   curl -s -X POST "${{UPLOADCARE_EMULATOR_URL}}{ADMIN}/files" -d '{{"original_filename": "new.png", "size": 2048}}'
   curl -s -X POST "${{UPLOADCARE_EMULATOR_URL}}{ADMIN}/files/<uuid>/faults" -d '{{"faults": [{{"kind": "throttled"}}]}}'
   curl -s -X DELETE "${{UPLOADCARE_EMULATOR_URL}}{ADMIN}/files/<uuid>"
@@ -80,8 +83,10 @@ class UpState:
 
     moto_pid: int
     emulator_pid: int
+    gateway_pid: int
     moto_port: int
     emulator_port: int
+    gateway_port: int
     aws_endpoint: str
     emulator_url: str
     stack_name: str
@@ -96,8 +101,12 @@ class UpState:
     samples: list[dict[str, Any]]
 
     @property
-    def pids(self) -> tuple[int, int]:
-        return (self.moto_pid, self.emulator_pid)
+    def pids(self) -> tuple[int, int, int]:
+        return (self.moto_pid, self.emulator_pid, self.gateway_pid)
+
+    @property
+    def webhook_url(self) -> str:
+        return f"http://127.0.0.1:{self.gateway_port}/webhooks/uploadcare"
 
     def local_stack(self) -> LocalStack:
         """The stack as devkit.local_resources describes one (for the local runner and the copier)."""
@@ -220,13 +229,14 @@ def up(folder: Path, out: Any = sys.stdout) -> UpState:
         stop(existing)  # a half-dead stack from before: start again from nothing
         _clear(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    moto_port, emulator_port = free_port(), free_port()
+    moto_port, emulator_port, gateway_port = free_port(), free_port(), free_port()
     endpoint = f"http://localhost:{moto_port}"
-    env = {**os.environ, **aws_env(endpoint)}
+    env = {**os.environ, **aws_env(endpoint), "PYTHONUNBUFFERED": "1"}  # the logs as they happen
     env.pop("AWS_PROFILE", None)
     moto_log, emulator_log = folder / "moto.log", folder / "emulator.log"
     moto = _start([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(moto_port)], moto_log, env)
     emulator: subprocess.Popen[bytes] | None = None
+    gateway: subprocess.Popen[bytes] | None = None
     try:
         _wait_ready(f"http://127.0.0.1:{moto_port}/moto-api/", moto, moto_log)
         bucket = f"{STACK_NAME}-copies"  # as create_stack names it
@@ -248,24 +258,35 @@ def up(folder: Path, out: Any = sys.stdout) -> UpState:
         )
         emulator_url = f"http://127.0.0.1:{emulator_port}/"
         _wait_ready(f"{emulator_url}{ADMIN}/", emulator, emulator_log)
-        state = _build(folder, moto, emulator, moto_port, emulator_port, endpoint, emulator_url)
+        webhook_url = f"http://127.0.0.1:{gateway_port}/webhooks/uploadcare"
+        built = _build(moto_port, emulator_port, endpoint, emulator_url, webhook_url)
+        # The webhook function behind a local stand-in for API Gateway, with the stack's environment (state.json).
+        gateway_log = folder / "webhook.log"
+        state = UpState(moto_pid=moto.pid, emulator_pid=emulator.pid, gateway_pid=0, gateway_port=gateway_port, **built)
+        _save(folder, state)
+        gateway = _start(
+            [sys.executable, "-m", "devkit.webhook_gateway", "--port", str(gateway_port), "--state-dir", str(folder)],
+            gateway_log,
+            emulator_env,
+        )
+        _wait_ready(webhook_url, gateway, gateway_log)
+        state = replace(state, gateway_pid=gateway.pid)
+        _save(folder, state)
     except BaseException:
-        for process in (moto, emulator):
+        for process in (moto, emulator, gateway):
             if process is not None:
                 _terminate(process.pid)
         raise
     return state
 
 
-def _build(
-    folder: Path,
-    moto: subprocess.Popen[bytes],
-    emulator: subprocess.Popen[bytes],
-    moto_port: int,
-    emulator_port: int,
-    endpoint: str,
-    emulator_url: str,
-) -> UpState:
+def _save(folder: Path, state: UpState) -> None:
+    (folder / "state.json").write_text(json.dumps(asdict(state), indent=2), encoding="utf-8")
+    (folder / "env").write_text("\n".join(env_lines(state)) + "\n", encoding="utf-8")
+
+
+def _build(moto_port: int, emulator_port: int, endpoint: str, emulator_url: str, webhook_url: str) -> dict[str, Any]:
+    """The stack on moto (published as a CloudFormation stack) and the sample files in the emulator."""
     with pointed_at(endpoint):
         stack = create_stack(
             StackSpec(
@@ -278,34 +299,29 @@ def _build(
                 log_level="INFO",
             )
         )
-        publish_stack(stack, api_url=emulator_url, webhook_url=WEBHOOK_URL)
+        publish_stack(stack, api_url=emulator_url, webhook_url=webhook_url)
     samples = []
     for name, size, uploaded in SAMPLES:
         info = admin(
             emulator_url, "POST", "files", {"original_filename": name, "size": size, "datetime_uploaded": uploaded}
         )
         samples.append({"uuid": info["uuid"], "original_filename": name, "size": size, "uploaded": uploaded})
-    state = UpState(
-        moto_pid=moto.pid,
-        emulator_pid=emulator.pid,
-        moto_port=moto_port,
-        emulator_port=emulator_port,
-        aws_endpoint=endpoint,
-        emulator_url=emulator_url,
-        stack_name=STACK_NAME,
-        queue_url=stack.queue_url,
-        dlq_url=stack.dlq_url,
-        bucket=stack.bucket,
-        secret_id=stack.secret_id,
-        ledger_table=stack.ledger_table,
-        environments={name: dict(values) for name, values in stack.environments.items()},
-        handlers=dict(stack.handlers),
-        timeouts=dict(stack.timeouts),
-        samples=samples,
-    )
-    (folder / "state.json").write_text(json.dumps(asdict(state), indent=2), encoding="utf-8")
-    (folder / "env").write_text("\n".join(env_lines(state)) + "\n", encoding="utf-8")
-    return state
+    return {
+        "moto_port": moto_port,
+        "emulator_port": emulator_port,
+        "aws_endpoint": endpoint,
+        "emulator_url": emulator_url,
+        "stack_name": STACK_NAME,
+        "queue_url": stack.queue_url,
+        "dlq_url": stack.dlq_url,
+        "bucket": stack.bucket,
+        "secret_id": stack.secret_id,
+        "ledger_table": stack.ledger_table,
+        "environments": {name: dict(values) for name, values in stack.environments.items()},
+        "handlers": dict(stack.handlers),
+        "timeouts": dict(stack.timeouts),
+        "samples": samples,
+    }
 
 
 @contextlib.contextmanager
@@ -340,7 +356,8 @@ def _terminate(pid: int, grace: float = 5.0) -> None:
 def stop(state: UpState) -> list[int]:
     """Stops the servers `state` names (only processes that are still ours); returns the pids stopped."""
     stopped = []
-    for pid, marker in ((state.moto_pid, "moto.server"), (state.emulator_pid, "devkit.emulator")):
+    markers = ((state.moto_pid, "moto.server"), (state.emulator_pid, "devkit.emulator"))
+    for pid, marker in (*markers, (state.gateway_pid, "devkit.webhook_gateway")):
         if is_running(pid) and marker in _command_line(pid):
             _terminate(pid)
             stopped.append(pid)
@@ -348,7 +365,7 @@ def stop(state: UpState) -> list[int]:
 
 
 def _clear(folder: Path) -> None:
-    for name in ("state.json", "env", "moto.log", "emulator.log", "copier.log"):
+    for name in ("state.json", "env", "moto.log", "emulator.log", "webhook.log", "copier.log"):
         (folder / name).unlink(missing_ok=True)
     with contextlib.suppress(OSError):
         folder.rmdir()
@@ -363,7 +380,7 @@ def down(folder: Path, out: Any = sys.stdout) -> int:
     stopped = stop(state)
     _clear(folder)
     which = ", ".join(str(pid) for pid in stopped) or "none were still running"
-    print(f"Stopped the moto server and the Uploadcare emulator (pids {which}); removed {folder}.", file=out)
+    print(f"Stopped moto, the Uploadcare emulator and the webhook endpoint (pids {which}); removed {folder}.", file=out)
     print("A shell that sourced its env file still points at them: open a new one.", file=out)
     return 0
 
@@ -432,6 +449,7 @@ def print_up(state: UpState, folder: Path, out: Any = sys.stdout) -> None:
     print(f"Local stack {state.stack_name!r} is up:", file=out)
     print(f"  AWS (moto):          {state.aws_endpoint}   pid {state.moto_pid}", file=out)
     print(f"  Uploadcare emulator: {state.emulator_url}   pid {state.emulator_pid}", file=out)
+    print(f"  webhook endpoint:    {state.webhook_url}   pid {state.gateway_pid}", file=out)
     print(f"  bucket s3://{state.bucket}/{PREFIX}, storage {STORAGE!r}, logs in {folder}", file=out)
     print("Sample files in the emulator (uploaded in 2025):", file=out)
     for sample in state.samples:
@@ -455,6 +473,7 @@ def status(folder: Path, out: Any = sys.stdout) -> int:
     for name, pid, url in (
         ("AWS (moto)", state.moto_pid, state.aws_endpoint),
         ("Uploadcare emulator", state.emulator_pid, state.emulator_url),
+        ("webhook endpoint", state.gateway_pid, state.webhook_url),
     ):
         print(f"  {name:<20} {url}  pid {pid}  {'running' if is_running(pid) else 'NOT running'}", file=out)
     return 0 if all(is_running(pid) for pid in state.pids) else 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
+import traceback
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -62,7 +63,8 @@ class WebhookGateway:
         event = http_api_event(body, signature)
         try:
             answer = self._handler(event, LambdaContext(function_name="WebhookFunction", timeout_seconds=10))
-        except Exception:
+        except Exception:  # API Gateway answers a failed invocation with 500
+            traceback.print_exc()  # the function's crash, in the gateway's log (as in CloudWatch)
             return 500, b'{"message":"Internal Server Error"}'
         text = answer.get("body") or ""
         return int(answer.get("statusCode", 200)), (text if isinstance(text, str) else json.dumps(text)).encode()
@@ -77,3 +79,47 @@ class WebhookGateway:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m devkit.webhook_gateway --port P --state-dir DIR`: the gateway as a process for `make up`, serving
+    the webhook function with the local stack's environment (DIR/state.json) until SIGTERM or SIGINT."""
+    import argparse  # noqa: PLC0415 - only the process needs these
+    import os  # noqa: PLC0415
+    import signal  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+    from types import FrameType  # noqa: PLC0415
+
+    from devkit.servers import aws_env  # noqa: PLC0415
+
+    parser = argparse.ArgumentParser(prog="python -m devkit.webhook_gateway", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--state-dir", type=Path, required=True, help="the folder of `make up`'s state.json")
+    args = parser.parse_args(argv)
+    state = json.loads((args.state_dir / "state.json").read_text(encoding="utf-8"))
+    os.environ.pop("AWS_PROFILE", None)
+    os.environ.update({**state["environments"]["WebhookFunction"], **aws_env(state["aws_endpoint"])})
+    os.environ["POWERTOOLS_TRACE_DISABLED"] = "true"  # no X-Ray daemon here
+    import handle_webhook  # noqa: PLC0415 - once the environment is the stack's
+    from uploadcare_s3_copy.observability import metrics  # noqa: PLC0415
+
+    metrics.namespace = os.environ["POWERTOOLS_METRICS_NAMESPACE"]  # read at import, maybe before this environment
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    with WebhookGateway(handle_webhook.lambda_handler, port=args.port) as gateway:
+        print(gateway.url, flush=True)
+        while not stop.wait(0.5):
+            pass
+    sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -59,10 +59,15 @@ ADMIN_ROUTES = """admin routes (unsigned, under the emulator's URL):
                                                       (seconds)
   PUT    /__emulator__/files/<uuid>/flags             {"wrong_size": true} and/or {"infected": true}
   GET    /__emulator__/files/<uuid>/webhook-body      ?target_url=...: the file.uploaded body Uploadcare would send
-  GET    /__emulator__/counters                       requests by method and path, copies per file
+  GET    /__emulator__/counters                       requests by method and path, copies per file, webhook
+                                                      deliveries made after uploads
   GET    /__emulator__/requests                       the request log
   PUT    /__emulator__/settings                       {"copy_delay": 0.3, "already_exists_with_result": true}
-  POST   /__emulator__/secret-key                     {"secret_key": "..."}: rotate the project's secret key"""
+  POST   /__emulator__/secret-key                     {"secret_key": "..."}: rotate the project's secret key
+Upload API (unsigned by default, as Uploadcare's; signed uploads checked when given):
+  POST   /base/                                       multipart: UPLOADCARE_PUB_KEY, UPLOADCARE_STORE, file
+                                                      (optional signature, expire); answers {"file": "<uuid>"}, then
+                                                      delivers file.uploaded to every active webhook, signed"""
 MAX_CLOCK_SKEW_SECONDS = 15 * 60  # "The date you provide MUST NOT exceed the 15-minute offset" (Authentication)
 MAX_BODY_BYTES = 1024**2
 MAX_PAGE_SIZE = 1000
@@ -613,7 +618,7 @@ class RestApi(Project):
         if (method, path) == ("GET", "/counters"):
             with self._lock:
                 files = {uuid: asdict(stats) for uuid, stats in self._stats.items()}
-            return _json_reply(200, {"requests": self.request_counts(), "files": files})
+            return _json_reply(200, {"requests": self.request_counts(), "files": files, "deliveries": self.deliveries})
         if (method, path) == ("GET", "/requests"):
             return _json_reply(200, [asdict(record) for record in self.requests])
         if (method, path) == ("PUT", "/settings"):

@@ -9,11 +9,14 @@ import re
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import urllib3
 
+from devkit.servers import aws_env
 from tests.conftest import ROOT
 
 README_BLOCK = re.compile(r"## Try the command line on your machine\n.*?```sh\n(?P<block>.*?)```", re.DOTALL)
@@ -87,10 +90,9 @@ def test_the_readme_block_runs_as_printed_and_make_down_leaves_nothing(state_dir
     assert "4 of 4 files verified" in done.stdout
     assert "The dead-letter queue is empty" in done.stdout
     # and `make down` stopped both servers: their pids are gone, their ports closed, the state folder removed
-    pids = [int(pid) for pid in re.findall(r"pid (\d+)", done.stdout)[:2]]
-    ports = [int(port) for port in re.findall(r"http://(?:localhost|127\.0\.0\.1):(\d+)", done.stdout)[:2]]
-    assert len(pids) == 2
-    assert len(ports) == 2
+    servers = re.findall(r"^  [^:]+:\s+http://(?:localhost|127\.0\.0\.1):(\d+)\S*\s+pid (\d+)$", done.stdout, re.M)
+    ports, pids = [int(port) for port, _ in servers], [int(pid) for _, pid in servers]
+    assert len(servers) == 3  # moto, the emulator, the webhook endpoint
     assert not any(alive(pid) for pid in pids)
     assert not any(listening(port) for port in ports)
     assert not state_dir.exists()
@@ -147,3 +149,42 @@ def test_without_a_running_stack_drain_and_invoke_running_say_to_run_make_up(sta
     assert drained.stderr.strip() == "drain: nothing is up: run `make up` first"
     assert down.returncode == 0
     assert "Nothing is up" in down.stdout
+
+
+def test_an_upload_to_the_emulator_reaches_the_stacks_webhook_endpoint_and_make_drain_copies_it(
+    state_dir: Path, tmp_path: Path
+) -> None:
+    # Given a stack that is up, its webhook registered at the emulator
+    assert up(state_dir, tmp_path, "up").returncode == 0
+    state = json.loads((state_dir / "state.json").read_text())
+    env = {**clean_env(state_dir, tmp_path), **aws_env(state["aws_endpoint"])}
+    registered = subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "uploadcare-s3-copy"), "webhook", "register", "--stack", state["stack_name"]],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert registered.returncode == 0, registered.stderr
+
+    # When a file is uploaded through the emulator's Upload API
+    upload = ("hello.txt", b"hello", "text/plain")
+    fields: dict[str, str | tuple[str, bytes, str]] = {
+        "UPLOADCARE_PUB_KEY": "demopublickey",
+        "UPLOADCARE_STORE": "1",
+        "file": upload,
+    }
+    answer = urllib3.request("POST", f"{state['emulator_url']}base/", fields=fields, timeout=10.0)
+    uuid = json.loads(answer.data)["file"]
+    deliveries: list[dict[str, object]] = []
+    for _ in range(100):
+        counters = urllib3.request("GET", f"{state['emulator_url']}__emulator__/counters", timeout=10.0).json()
+        deliveries = [d for d in counters["deliveries"] if d["uuid"] == uuid]
+        if deliveries:
+            break
+        time.sleep(0.1)
+    drained = up(state_dir, tmp_path, "drain")
+
+    # Then the emulator delivered the signed webhook to the stack's endpoint, which queued it (202), and drain copied it
+    assert answer.status == 200
+    target = f"http://127.0.0.1:{state['gateway_port']}/webhooks/uploadcare"
+    log = (state_dir / "webhook.log").read_text()
+    assert deliveries == [{"uuid": uuid, "event": "file.uploaded", "target_url": target, "status": 202}], log
+    assert "Copier: 1 batch, 1 record: 1 done, 0 given back." in drained.stdout
