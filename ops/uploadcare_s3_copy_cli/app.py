@@ -26,7 +26,7 @@ from uploadcare_s3_copy_cli.base import (
     EXIT_USAGE,
     CliError,
 )
-from uploadcare_s3_copy_cli.context import AwsClients, Context, find_region
+from uploadcare_s3_copy_cli.context import AwsClients, Context, describe_aws_error, find_region
 from uploadcare_s3_copy_cli.resources import SETTINGS, STACK_ENV, add_resource_options, describe_stack, resolve
 
 PROG = "uploadcare-s3-copy"
@@ -374,7 +374,7 @@ def main(
         print(f"error: Uploadcare: {problem}", file=err)
         return EXIT_PROBLEMS
     except (ClientError, BotoCoreError) as error:
-        problem = ctx.aws_problem(error) if ctx else str(error)
+        problem = describe_aws_error(error, environ, aws)
         print(f"error: AWS: {problem}", file=err)
         return EXIT_PROBLEMS
     except KeyboardInterrupt:

@@ -77,6 +77,24 @@ class AwsClients:
         return self._clients[service]
 
 
+def describe_aws_error(error: Exception, environ: Mapping[str, str], aws: AwsClients) -> str:
+    """An AWS error in one line; a connection failure names the endpoint's host and where it came from: an
+    `AWS_ENDPOINT_URL...` variable, or AWS's own endpoint for the region (and where the region came from)."""
+    if isinstance(error, ClientError):
+        details = error.response.get("Error", {})
+        return f"{details.get('Code', '?')}: {details.get('Message', '')}".rstrip(": ")
+    endpoint = getattr(error, "kwargs", {}).get("endpoint_url")
+    if not isinstance(error, AwsConnectionError | ReadTimeoutError) or not endpoint:
+        return f"{type(error).__name__}: {error}"
+    host = urllib.parse.urlsplit(str(endpoint)).netloc or str(endpoint)
+    variables = sorted(name for name in environ if name.startswith("AWS_ENDPOINT_URL") and environ[name])
+    if variables:
+        source = "$" + " / $".join(variables)
+    else:
+        source = f"AWS's endpoint for region {aws.region or '?'}, from {aws.region_source}"
+    return f"cannot reach AWS at {host} ({source}): {type(error).__name__}"
+
+
 @dataclass
 class Context:
     resources: Resources
@@ -121,19 +139,7 @@ class Context:
 
     def aws_problem(self, error: Exception) -> str:
         """An AWS error in one line; a connection failure names the endpoint and the setting that gave it."""
-        if isinstance(error, ClientError):
-            details = error.response.get("Error", {})
-            return f"{details.get('Code', '?')}: {details.get('Message', '')}".rstrip(": ")
-        endpoint = getattr(error, "kwargs", {}).get("endpoint_url")
-        if not isinstance(error, AwsConnectionError | ReadTimeoutError) or not endpoint:
-            return f"{type(error).__name__}: {error}"
-        host = urllib.parse.urlsplit(str(endpoint)).netloc or str(endpoint)
-        variables = [name for name in self.environ if name.startswith("AWS_ENDPOINT_URL") and self.environ[name]]
-        if variables:
-            source = "$" + " / $".join(sorted(variables))
-        else:
-            source = f"AWS's endpoint for region {self.aws.region or '?'}, from {self.aws.region_source}"
-        return f"cannot reach AWS at {host} ({source}): {type(error).__name__}"
+        return describe_aws_error(error, self.environ, self.aws)
 
     def keys(self, required: tuple[str, ...] = API_KEY_FIELDS) -> UploadcareKeys:
         try:

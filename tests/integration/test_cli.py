@@ -652,14 +652,18 @@ def test_an_unreachable_aws_endpoint_names_the_host_and_the_variable(ops: Ops) -
     once = AwsClients(config=BotoConfig(retries={"max_attempts": 1}, connect_timeout=2), region="us-east-1")
     os.environ["AWS_ENDPOINT_URL"], saved = f"http://127.0.0.1:{port}", os.environ["AWS_ENDPOINT_URL"]
     try:
-        # When a command calls SQS there
+        # When a command calls SQS there, and another reads its stack there
         ran = ops.run("dlq", "list", environ=environ, aws=once)
+        described = ops.run("doctor", "--stack", "prod", environ=environ, aws=once)
     finally:
         os.environ["AWS_ENDPOINT_URL"] = saved
 
-    # Then the error names the endpoint and where it came from, in one line
+    # Then each error names the endpoint and where it came from, in one line
+    expected = f"error: AWS: cannot reach AWS at 127.0.0.1:{port} ($AWS_ENDPOINT_URL): EndpointConnectionError\n"
     assert ran.code == 1
-    assert ran.err == f"error: AWS: cannot reach AWS at 127.0.0.1:{port} ($AWS_ENDPOINT_URL): EndpointConnectionError\n"
+    assert ran.err == expected
+    assert described.code == 1
+    assert described.err == expected
 
 
 def test_copy_direct_reports_every_file_in_the_order_given(ops: Ops) -> None:

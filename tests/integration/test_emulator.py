@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import email.utils
+import hashlib
+import hmac
 import json
 import os
 import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import boto3
@@ -19,6 +23,7 @@ import pytest
 import urllib3
 
 from devkit.emulator import MAX_CONTENT_BYTES, Fault, Storage, UploadcareEmulator, file_content, parse_source
+from devkit.emulator.routes import ADMIN_ROUTES
 from tests.conftest import ROOT
 from tests.integration.conftest import EMULATOR_PREFIX, EMULATOR_PUBLIC_KEY, EMULATOR_SECRET_KEY, EMULATOR_STORAGE
 from tests.integration.emulator_support import at_most, bucket_of
@@ -612,3 +617,133 @@ def test_the_emulator_runs_as_a_process_until_sigterm(aws: str, pool: urllib3.Po
 def test_sources_as_the_official_clients_send_them(source: str, parsed: tuple[str, str] | None) -> None:
     # pyuploadcare's File.create_remote_copy sends the CDN path `<uuid>/`, not the bare UUID
     assert parse_source(source) == parsed
+
+
+# --- the Upload API and the deleting REST routes (make e2e's steps) ---------------------------------------------
+
+
+def upload(pool: urllib3.PoolManager, emulator: UploadcareEmulator, **fields: Any) -> urllib3.BaseHTTPResponse:
+    form: dict[str, Any] = {"UPLOADCARE_PUB_KEY": EMULATOR_PUBLIC_KEY, "UPLOADCARE_STORE": "1", **fields}
+    form.setdefault("file", ("note.txt", b"twelve bytes", "text/plain"))
+    return pool.request("POST", emulator.url + "base/", fields=form)
+
+
+def test_an_upload_is_a_stored_file_of_its_size_and_type(
+    emulator: UploadcareEmulator, pool: urllib3.PoolManager
+) -> None:
+    answer = upload(pool, emulator)
+
+    uuid_ = json.loads(answer.data)["file"]
+    info = emulator.file_info(uuid_)
+    assert answer.status == 200
+    assert (info["original_filename"], info["size"], info["mime_type"], bool(info["datetime_stored"])) == (
+        "note.txt",
+        12,
+        "text/plain",
+        True,
+    )
+
+
+@pytest.mark.parametrize(
+    ("fields", "error"),
+    [
+        ({"UPLOADCARE_PUB_KEY": "someone-else"}, "UPLOADCARE_PUB_KEY is invalid."),
+        ({"expire": "9999999999", "signature": "0" * 64}, "Invalid signature."),
+        ({"expire": "1000", "signature": "from-1970"}, "Invalid signature."),
+    ],
+)
+def test_an_upload_with_another_key_or_a_bad_signature_is_refused(
+    emulator: UploadcareEmulator, pool: urllib3.PoolManager, fields: dict[str, str], error: str
+) -> None:
+    if fields.get("signature") == "from-1970":  # the right signature, but expired
+        fields = {**fields, "signature": hmac.new(EMULATOR_SECRET_KEY.encode(), b"1000", hashlib.sha256).hexdigest()}
+
+    answer = upload(pool, emulator, **fields)
+
+    assert answer.status == 403
+    assert json.loads(answer.data) == {"error": error}
+
+
+def test_a_signed_upload_is_taken(emulator: UploadcareEmulator, pool: urllib3.PoolManager) -> None:
+    expire = str(int(time.time()) + 60)
+    signature = hmac.new(EMULATOR_SECRET_KEY.encode(), expire.encode(), hashlib.sha256).hexdigest()
+
+    answer = upload(pool, emulator, expire=expire, signature=signature)
+
+    assert answer.status == 200
+
+
+def test_an_upload_delivers_a_signed_webhook_to_each_active_subscriber(
+    emulator: UploadcareEmulator, pool: urllib3.PoolManager
+) -> None:
+    # Given a listener registered for file.uploaded with a signing secret, and an inactive one
+    received: list[tuple[bytes, str]] = []
+    done = threading.Event()
+
+    class Listener(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.append((self.rfile.read(int(self.headers["Content-Length"])), self.headers["X-Uc-Signature"]))
+            self.send_response(204)
+            self.end_headers()
+            done.set()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+    with ThreadingHTTPServer(("127.0.0.1", 0), Listener) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        target = f"http://127.0.0.1:{server.server_address[1]}/hook"
+        for url, active in ((target, True), (target + "-off", False)):
+            payload = {"target_url": url, "event": "file.uploaded", "is_active": active, "signing_secret": "s3cret"}
+            assert send(pool, emulator, "POST", "/webhooks/", {**payload, "version": "0.7"}).status == 201
+
+        # When a file is uploaded
+        uuid_ = json.loads(upload(pool, emulator).data)["file"]
+        assert done.wait(10)
+        server.shutdown()
+
+    # Then the active subscriber got the file.uploaded body, signed with its secret; the inactive one nothing
+    ((body, signature),) = received
+    assert signature == "v1=" + hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
+    assert json.loads(body)["data"]["uuid"] == uuid_
+    assert json.loads(body)["hook"]["event"] == "file.uploaded"
+    assert [(d["target_url"], d["status"]) for d in emulator.deliveries] == [(target, 204)]
+
+
+def test_delete_file_storage_removes_the_file_and_unsubscribe_deletes_the_urls_webhooks(
+    emulator: UploadcareEmulator, pool: urllib3.PoolManager
+) -> None:
+    file = emulator.add_file(original_filename="gone.jpg", size=3)
+    for event in ("file.uploaded", "file.deleted"):
+        payload = {"target_url": "https://a.example/hook", "event": event, "signing_secret": "x", "version": "0.7"}
+        send(pool, emulator, "POST", "/webhooks/", payload)
+    send(pool, emulator, "POST", "/webhooks/", {"target_url": "https://b.example/hook", "event": "file.uploaded"})
+
+    deleted = send(pool, emulator, "DELETE", f"/files/{file.uuid}/storage/")
+    unsubscribed = send(pool, emulator, "DELETE", "/webhooks/unsubscribe/", {"target_url": "https://a.example/hook"})
+    missing = send(pool, emulator, "DELETE", f"/files/{UNKNOWN_UUID}/storage/")
+
+    assert deleted.status == 200
+    assert json.loads(deleted.data)["datetime_removed"]
+    assert unsubscribed.status == 204
+    assert [hook["target_url"] for hook in emulator.webhooks()] == ["https://b.example/hook"]
+    assert missing.status == 404
+
+
+def test_every_admin_route_the_help_lists_is_served(emulator: UploadcareEmulator, pool: urllib3.PoolManager) -> None:
+    file = emulator.add_file(original_filename="admin.jpg", size=3)
+    bodies = {
+        "/files": {"original_filename": "x.jpg", "size": 1},
+        "/files/<uuid>/faults": {"faults": [{"kind": "throttled"}]},
+        "/files/<uuid>/flags": {"wrong_size": True},
+        "/settings": {"copy_delay": 0},
+        "/secret-key": {"secret_key": EMULATOR_SECRET_KEY},
+    }
+    routes = re.findall(r"^  (GET|POST|PUT|DELETE)\s+/__emulator__(\S*)", ADMIN_ROUTES, re.MULTILINE)
+    assert len(routes) >= 10
+
+    for method, path in routes:
+        body = bodies.get(path.rstrip("/") or "/")
+        url = emulator.url + "__emulator__" + path.replace("<uuid>", file.uuid)
+        answer = pool.request(method, url, body=json.dumps(body).encode() if body else None)
+        assert answer.status in (200, 201), f"{method} {path}: {answer.status} {answer.data[:200]!r}"
