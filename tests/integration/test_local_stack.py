@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import socket
 import subprocess
 import sys
@@ -188,3 +189,44 @@ def test_an_upload_to_the_emulator_reaches_the_stacks_webhook_endpoint_and_make_
     log = (state_dir / "webhook.log").read_text()
     assert deliveries == [{"uuid": uuid, "event": "file.uploaded", "target_url": target, "status": 202}], log
     assert "Copier: 1 batch, 1 record: 1 done, 0 given back." in drained.stdout
+
+
+def readme_cli_examples() -> list[str]:
+    """Every `uploadcare-s3-copy ...` command the README prints, inline or in a block, each once."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    inline = [" ".join(found.split()) for found in re.findall(r"`(?:\.venv/bin/)?(uploadcare-s3-copy [^`]+)`", text)]
+    blocks = re.findall(r"^\s*(uploadcare-s3-copy [^#\n]+)", text, re.MULTILINE)
+    return list(dict.fromkeys(command.strip() for command in [*inline, *blocks]))
+
+
+def test_every_cli_example_in_the_readme_runs_as_printed_against_the_local_stack(
+    state_dir: Path, tmp_path: Path
+) -> None:
+    # Given a local stack with its webhook registered, its files backfilled and copied (the README's first steps)
+    assert up(state_dir, tmp_path, "up").returncode == 0
+    state = json.loads((state_dir / "state.json").read_text())
+    env = clean_env(state_dir, tmp_path)
+    image = next(sample["uuid"] for sample in state["samples"] if sample["original_filename"].endswith(".jpg"))
+    examples = readme_cli_examples()
+    assert len(examples) >= 6
+
+    def run(command: str) -> subprocess.CompletedProcess[str]:
+        """In a shell that sourced the env file, as the README says."""
+        line = command.replace("<uuid of an image>", image)
+        script = f"source {shlex.quote(str(state_dir / 'env'))}\n{line}"
+        return subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, timeout=120, check=False)
+
+    for command in (f"uploadcare-s3-copy webhook register --stack {state['stack_name']}",
+                    f"uploadcare-s3-copy backfill --from 2024-01-01 --stack {state['stack_name']}"):  # fmt: skip
+        assert run(command).returncode == 0
+    assert up(state_dir, tmp_path, "drain").returncode == 0
+
+    # When each README example runs, exactly as printed (the one placeholder filled in)
+    failed = {}
+    for command in examples:
+        done = run(command)
+        if done.returncode != 0:
+            failed[command] = done.stdout + done.stderr
+
+    # Then every one of them succeeds
+    assert failed == {}
