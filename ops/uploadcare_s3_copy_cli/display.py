@@ -13,8 +13,12 @@ from rich.table import Table
 
 
 def on_terminal(stream: TextIO) -> bool:
+    """A terminal that can redraw a line: a TTY, and not TERM=dumb (there, plain lines as when piped)."""
     isatty = getattr(stream, "isatty", None)
-    return bool(isatty and isatty())
+    if not (isatty and isatty()):
+        return False
+    console = Console(file=stream)
+    return console.is_terminal and not console.is_dumb_terminal
 
 
 def show_table(stream: TextIO, table: Table, *, indent: str = "") -> None:

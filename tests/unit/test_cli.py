@@ -534,7 +534,8 @@ def counts_table() -> Table:
     return table
 
 
-def test_a_table_on_a_terminal_is_drawn_by_rich() -> None:
+def test_a_table_on_a_terminal_is_drawn_by_rich(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TERM", "xterm-256color")
     stream = Terminal()
 
     show_table(stream, counts_table())

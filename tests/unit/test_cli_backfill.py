@@ -146,7 +146,8 @@ class FakeTerminal(io.StringIO):
         return True
 
 
-def test_progress_rewrites_one_line_on_a_terminal() -> None:
+def test_progress_rewrites_one_line_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TERM", "xterm-256color")
     stream = FakeTerminal()
     progress = Progress(stream, clock=lambda: 0.0)
 
@@ -352,3 +353,14 @@ def test_a_dry_run_counts_without_sending() -> None:
 
     assert sender.sent == []
     assert (run.state.seen, run.state.queued) == (2, 2)
+
+
+def test_progress_on_a_dumb_terminal_is_plain_lines(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TERM", "dumb")
+    stream = FakeTerminal()
+    progress = Progress(stream, clock=lambda: 0.0)
+
+    progress.show("backfill: 100 seen")
+    progress.finish()
+
+    assert stream.getvalue() == "backfill: 100 seen\n"
