@@ -10,7 +10,6 @@ Lambda's event source would (devkit.sqs_poller). Exits 1 if a command's exit cod
 from __future__ import annotations
 
 import io
-import json
 import os
 import shlex
 import sys
@@ -21,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 import boto3
 
 from devkit.emulator import Storage, UploadcareEmulator
-from devkit.local_resources import LocalStack, StackSpec, create_stack
+from devkit.local_resources import LocalStack, StackSpec, create_stack, publish_stack
 from devkit.servers import aws_env, moto_server
 from devkit.sqs_poller import PollStats, drain
 from uploadcare_s3_copy.observability import metrics
@@ -31,41 +30,6 @@ STACK = "demo"
 STORAGE = "demo-storage"
 PREFIX = "uploadcare/"
 WEBHOOK_URL = "https://demo.execute-api.localhost/webhooks/uploadcare"
-
-
-def publish_stack(stack: LocalStack, *, api_url: str, webhook_url: str) -> str:
-    """Creates a CloudFormation stack named like the local one whose Outputs and Parameters carry the local
-    resources under template.yaml's names, so `--stack NAME` resolves them as it would on AWS."""
-    environment = stack.copier_env(api_url)
-    parameters = {
-        "UploadcareSecretId": stack.secret_id,
-        "UploadcareStorageName": stack.spec.storage,
-        "TargetBucketName": environment.get("TARGET_BUCKET") or stack.bucket,
-        "TargetPrefix": stack.spec.prefix,
-        "CopyPattern": environment.get("COPY_PATTERN", "${default}"),
-        "MakePublic": environment.get("MAKE_PUBLIC", "false"),
-        "UploadcareApiUrl": api_url,
-    }
-    outputs = {
-        "WebhookUrl": webhook_url,
-        "CopyQueueUrl": stack.queue_url,
-        "DeadLetterQueueUrl": stack.dlq_url,
-        "IdempotencyTableName": stack.table,
-        "CopyLedgerTableName": stack.ledger_table,
-    }
-    # Outputs are `Ref`s to parameters of their own: a template cannot hold a literal URL with `${...}` in it.
-    template = {
-        "Parameters": {name: {"Type": "String"} for name in [*parameters, *(f"Out{name}" for name in outputs)]},
-        "Resources": {"Placeholder": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
-        "Outputs": {name: {"Value": {"Ref": f"Out{name}"}} for name in outputs},
-    }
-    values = {**parameters, **{f"Out{name}": value for name, value in outputs.items()}}
-    boto3.client("cloudformation").create_stack(
-        StackName=stack.spec.name,
-        TemplateBody=json.dumps(template),
-        Parameters=[{"ParameterKey": key, "ParameterValue": value} for key, value in values.items()],
-    )
-    return stack.spec.name
 
 
 class Session:

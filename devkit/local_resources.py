@@ -214,6 +214,41 @@ def create_stack(spec: StackSpec | None = None, template_path: Path = TEMPLATE) 
     )
 
 
+def publish_stack(stack: LocalStack, *, api_url: str, webhook_url: str) -> str:
+    """Creates a CloudFormation stack named like the local one whose Outputs and Parameters carry the local
+    resources under template.yaml's names, so `--stack NAME` resolves them as it would on AWS."""
+    environment = stack.copier_env(api_url)
+    parameters = {
+        "UploadcareSecretId": stack.secret_id,
+        "UploadcareStorageName": stack.spec.storage,
+        "TargetBucketName": environment.get("TARGET_BUCKET") or stack.bucket,
+        "TargetPrefix": stack.spec.prefix,
+        "CopyPattern": environment.get("COPY_PATTERN", "${default}"),
+        "MakePublic": environment.get("MAKE_PUBLIC", "false"),
+        "UploadcareApiUrl": api_url,
+    }
+    outputs = {
+        "WebhookUrl": webhook_url,
+        "CopyQueueUrl": stack.queue_url,
+        "DeadLetterQueueUrl": stack.dlq_url,
+        "IdempotencyTableName": stack.table,
+        "CopyLedgerTableName": stack.ledger_table,
+    }
+    # Outputs are `Ref`s to parameters of their own: a template cannot hold a literal URL with `${...}` in it.
+    template = {
+        "Parameters": {name: {"Type": "String"} for name in [*parameters, *(f"Out{name}" for name in outputs)]},
+        "Resources": {"Placeholder": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
+        "Outputs": {name: {"Value": {"Ref": f"Out{name}"}} for name in outputs},
+    }
+    values = {**parameters, **{f"Out{name}": value for name, value in outputs.items()}}
+    boto3.client("cloudformation").create_stack(
+        StackName=stack.spec.name,
+        TemplateBody=json.dumps(template),
+        Parameters=[{"ParameterKey": key, "ParameterValue": value} for key, value in values.items()],
+    )
+    return stack.spec.name
+
+
 def read_queue(queue_url: str, max_messages: int = 1000, *, release: bool = False) -> list[dict[str, Any]]:
     """Every message on a queue (received with a long visibility timeout so each is seen once), not deleted.
     `release`: made visible again afterwards, so a consumer still gets them."""

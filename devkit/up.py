@@ -38,10 +38,9 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from devkit.cli_session import publish_stack
 from devkit.emulator.routes import ADMIN_ROUTES
 from devkit.emulator.state import DEMO_PUBLIC_KEY, DEMO_SECRET_KEY
-from devkit.local_resources import LocalStack, StackSpec, create_stack
+from devkit.local_resources import LocalStack, StackSpec, create_stack, publish_stack
 from devkit.servers import aws_env, free_port
 
 ROOT = Path(__file__).resolve().parent.parent

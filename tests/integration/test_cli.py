@@ -23,9 +23,8 @@ from botocore.config import Config as BotoConfig
 from botocore.exceptions import EndpointConnectionError
 
 import handle_copy
-from devkit.cli_session import publish_stack
 from devkit.emulator import EmulatedFile
-from devkit.local_resources import read_queue
+from devkit.local_resources import publish_stack, read_queue
 from tests.integration.copier_support import STORAGE, CopierHarness, copier, reason_of
 from uploadcare_s3_copy.uploadcare import Credentials
 from uploadcare_s3_copy_cli.admin_api import AdminClient

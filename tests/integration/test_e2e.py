@@ -15,11 +15,10 @@ from typing import Any
 import boto3
 import pytest
 
-from devkit.cli_session import publish_stack
 from devkit.e2e import Run, Settings, settings_from
 from devkit.emulator import Fault, Storage, UploadcareEmulator
 from devkit.flow import LocalFlow
-from devkit.local_resources import StackSpec, create_stack
+from devkit.local_resources import StackSpec, create_stack, publish_stack
 from devkit.sqs_poller import drain
 from devkit.webhook_gateway import WebhookGateway
 from tests.conftest import ROOT
