@@ -212,7 +212,7 @@ class Run:
         except E2EFailure as failure:
             self.say(f"  ✗ {name:<17} {failure}")
             raise
-        except (CopyFailure, ClientError, BotoCoreError, OSError) as error:
+        except (CopyFailure, ClientError, BotoCoreError, OSError, subprocess.CalledProcessError) as error:
             self.say(f"  ✗ {name:<17} {type(error).__name__}: {error}")
             raise E2EFailure(f"{name}: {error}") from error
         self.say(f"  ✓ {name:<17} {time.monotonic() - began:6.1f} s  {detail or ''}".rstrip())
@@ -316,9 +316,9 @@ class Run:
 class AwsPlatform:
     """The stack deployed for real with the project's own SAM CLI (make sam-venv), no telemetry."""
 
-    def __init__(self, region: str) -> None:
+    def __init__(self, region: str, sam: Path | None = None) -> None:
         self.region = region
-        self.sam = ROOT / ".venv-sam" / "bin" / "sam"
+        self.sam = sam or ROOT / ".venv-sam" / "bin" / "sam"
 
     def _env(self) -> dict[str, str]:
         python = subprocess.run(
@@ -328,7 +328,8 @@ class AwsPlatform:
         return {**os.environ, "SAM_CLI_TELEMETRY": "0", "PATH": path}
 
     def deploy(self, stack: str, secret_id: str, settings: Settings) -> None:
-        subprocess.run(["make", "sam-venv"], cwd=ROOT, check=True)
+        if not self.sam.exists():
+            subprocess.run(["make", "sam-venv"], cwd=ROOT, check=True)
         build_dir = ROOT / ".aws-sam" / "e2e"
         env = self._env()
         subprocess.run([str(self.sam), "build", "--build-dir", str(build_dir)], cwd=ROOT, env=env, check=True)
@@ -336,7 +337,7 @@ class AwsPlatform:
             "UploadcareSecretId": secret_id,
             "UploadcareStorageName": settings.storage,
             "TargetBucketName": settings.bucket,
-            "TargetPrefix": settings.prefix,
+            **({"TargetPrefix": settings.prefix} if settings.prefix else {}),
         }
         subprocess.run(
             [
@@ -365,6 +366,12 @@ class AwsPlatform:
         return None  # Lambda's SQS event source runs the copier
 
     def delete_stack(self, stack: str) -> None:
+        try:
+            boto3.client("cloudformation").describe_stacks(StackName=stack)
+        except ClientError as error:
+            if "does not exist" in str(error):
+                return  # the deploy never got as far as creating it
+            raise
         subprocess.run(
             [str(self.sam), "delete", "--stack-name", stack, "--region", self.region, "--no-prompts"],
             cwd=ROOT,
