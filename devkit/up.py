@@ -41,7 +41,7 @@ from typing import Any
 from devkit.emulator.routes import ADMIN_ROUTES
 from devkit.emulator.state import DEMO_PUBLIC_KEY, DEMO_SECRET_KEY
 from devkit.local_resources import LocalStack, StackSpec, create_stack, publish_stack
-from devkit.servers import aws_env, free_port
+from devkit.servers import aws_env, free_port, wait_until_ready
 
 ROOT = Path(__file__).resolve().parent.parent
 STATE_DIR_ENV = "LOCAL_STACK_DIR"
@@ -181,18 +181,10 @@ def _start(argv: list[str], log: Path, env: Mapping[str, str]) -> subprocess.Pop
 
 
 def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + READY_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise UpError(f"{url} exited with code {process.returncode} before it was ready; see {log}")
-        try:
-            with urllib.request.urlopen(url, timeout=1):  # noqa: S310 - a loopback URL built here
-                return
-        except urllib.error.HTTPError:
-            return  # it answered
-        except OSError:
-            time.sleep(0.1)
-    raise UpError(f"{url} did not answer within {READY_SECONDS:g} s; see {log}")
+    try:
+        wait_until_ready(url, process, READY_SECONDS)
+    except RuntimeError as error:
+        raise UpError(f"{error}; see {log}") from error
 
 
 def admin(emulator_url: str, method: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
