@@ -159,10 +159,16 @@ def is_running(pid: int) -> bool:
 
 
 def _command_line(pid: int) -> str:
+    """The process's command line: /proc on Linux, `ps` elsewhere (macOS); "" when it is gone."""
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except FileNotFoundError:
+        if Path("/proc/self").exists():
+            return ""  # Linux, and the process is gone
     except OSError:
         return ""
+    done = subprocess.run(["ps", "-o", "command=", "-p", str(pid)], capture_output=True, text=True, check=False)
+    return done.stdout.strip()
 
 
 def _start(argv: list[str], log: Path, env: Mapping[str, str]) -> subprocess.Popen[bytes]:

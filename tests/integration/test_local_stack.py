@@ -130,6 +130,8 @@ def test_a_second_up_reuses_the_running_stack_and_invoke_running_targets_it(stat
         check=False,
     )
     drained = up(state_dir, tmp_path, "drain")
+    status = up(state_dir, tmp_path, "status")
+    exports = up(state_dir, tmp_path, "env")
 
     # Then the same servers are kept, the webhook queued its request on that stack's queue, and drain copied it
     assert second.returncode == 0
@@ -140,12 +142,20 @@ def test_a_second_up_reuses_the_running_stack_and_invoke_running_targets_it(stat
     assert "1 message on the copy queue" in invoked.stderr
     assert drained.returncode == 0, drained.stderr
     assert "Copier: 1 batch, 1 record: 1 done, 0 given back." in drained.stdout
+    # and status and env say what runs and how to reach it
+    assert status.returncode == 0
+    assert status.stdout.count(" running") == 3
+    assert exports.stdout == (state_dir / "env").read_text()
+    assert f"export AWS_ENDPOINT_URL=http://localhost:{state['moto_port']}" in exports.stdout
 
 
 def test_without_a_running_stack_drain_and_invoke_running_say_to_run_make_up(state_dir: Path, tmp_path: Path) -> None:
     drained = up(state_dir, tmp_path, "drain")
+    status = up(state_dir, tmp_path, "status")
     down = up(state_dir, tmp_path, "down")
 
+    assert status.returncode == 1
+    assert status.stdout == "Nothing is up.\n"
     assert drained.returncode == 1
     assert drained.stderr.strip() == "drain: nothing is up: run `make up` first"
     assert down.returncode == 0
