@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 import boto3
 
 from devkit.emulator import Storage, UploadcareEmulator
+from devkit.flow import functions_output_to
 from devkit.local_resources import LocalStack, StackSpec, create_stack, publish_stack
 from devkit.servers import aws_env, moto_server
 from devkit.sqs_poller import PollStats, drain
@@ -62,18 +63,9 @@ class Session:
     def copier_runs(self) -> PollStats:
         import handle_copy  # noqa: PLC0415 - imported once the environment points at the local servers
 
-        with open(os.devnull, "w", encoding="utf-8") as sink:
-            from uploadcare_s3_copy.observability import logger  # noqa: PLC0415
-
-            handler = logger.registered_handler
-            previous = handler.setStream(sink)  # type: ignore[attr-defined]
-            stdout, sys.stdout = sys.stdout, sink  # the handler's EMF metrics
-            try:
-                handle_copy.app.cache_clear()
-                return drain(boto3.client("sqs"), self.stack.queue_url, handle_copy.lambda_handler, function_timeout=60)
-            finally:
-                sys.stdout = stdout
-                handler.setStream(previous)  # type: ignore[attr-defined]
+        with open(os.devnull, "w", encoding="utf-8") as sink, functions_output_to(sink):
+            handle_copy.app.cache_clear()
+            return drain(boto3.client("sqs"), self.stack.queue_url, handle_copy.lambda_handler, function_timeout=60)
 
 
 def script(session: Session) -> None:

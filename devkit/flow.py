@@ -39,6 +39,18 @@ class Outcome:
     detail: str = ""
 
 
+@contextlib.contextmanager
+def functions_output_to(stream: TextIO) -> Iterator[None]:
+    """The functions' Powertools log lines and EMF metrics (which they print) go to `stream` for the block."""
+    handler = logger.registered_handler
+    previous = handler.setStream(stream)  # type: ignore[attr-defined]
+    try:
+        with contextlib.redirect_stdout(stream):
+            yield
+    finally:
+        handler.setStream(previous)  # type: ignore[attr-defined]
+
+
 class LocalFlow:
     """Both functions wired to local servers. Use `with LocalFlow.start(endpoint, ...) as flow:`."""
 
@@ -114,13 +126,8 @@ class LocalFlow:
         if self._log is None:
             yield
             return
-        handler = logger.registered_handler
-        previous = handler.setStream(self._log)  # type: ignore[attr-defined]
-        try:
-            with contextlib.redirect_stdout(self._log):
-                yield
-        finally:
-            handler.setStream(previous)  # type: ignore[attr-defined]
+        with functions_output_to(self._log):
+            yield
 
     def add_file(self, **kwargs: Any) -> EmulatedFile:
         return self.emulator.add_file(**kwargs)

@@ -40,7 +40,10 @@ from typing import Any
 from devkit.emulator.routes import ADMIN_ROUTES
 from devkit.emulator.state import DEMO_PUBLIC_KEY, DEMO_SECRET_KEY
 from devkit.local_resources import LocalStack, StackSpec, create_stack, publish_stack
+from devkit.make_events import PATH as WEBHOOK_PATH
 from devkit.servers import aws_env, free_port, wait_until_ready
+from uploadcare_s3_copy_cli.base import plural
+from uploadcare_s3_copy_cli.queueing import queue_depths
 
 ROOT = Path(__file__).resolve().parent.parent
 STATE_DIR_ENV = "LOCAL_STACK_DIR"
@@ -104,7 +107,7 @@ class UpState:
 
     @property
     def webhook_url(self) -> str:
-        return f"http://127.0.0.1:{self.gateway_port}/webhooks/uploadcare"
+        return f"http://127.0.0.1:{self.gateway_port}{WEBHOOK_PATH}"
 
     def local_stack(self) -> LocalStack:
         """The stack as devkit.local_resources describes one (for the local runner and the copier)."""
@@ -254,7 +257,7 @@ def up(folder: Path, out: Any = sys.stdout) -> UpState:
         )
         emulator_url = f"http://127.0.0.1:{emulator_port}/"
         _wait_ready(f"{emulator_url}{ADMIN}/", emulator, emulator_log)
-        webhook_url = f"http://127.0.0.1:{gateway_port}/webhooks/uploadcare"
+        webhook_url = f"http://127.0.0.1:{gateway_port}{WEBHOOK_PATH}"
         built = _build(moto_port, emulator_port, endpoint, emulator_url, webhook_url)
         # The webhook function behind a local stand-in for API Gateway, with the stack's environment (state.json).
         gateway_log = folder / "webhook.log"
@@ -399,44 +402,30 @@ def drain_queue(folder: Path, out: Any = sys.stdout) -> int:
     with pointed_at(state.aws_endpoint, stack.copier_env()), log_path.open("a", encoding="utf-8") as log:
         import boto3  # noqa: PLC0415 - after the environment points at moto
 
-        from devkit.flow import LocalFlow  # noqa: PLC0415
+        from devkit.flow import LocalFlow, functions_output_to  # noqa: PLC0415
         from devkit.sqs_poller import drain  # noqa: PLC0415
-        from uploadcare_s3_copy.observability import logger, metrics  # noqa: PLC0415
+        from uploadcare_s3_copy.observability import metrics  # noqa: PLC0415
 
         metrics.namespace = os.environ["POWERTOOLS_METRICS_NAMESPACE"]
         LocalFlow.reset_functions()
         import handle_copy  # noqa: PLC0415
 
-        handler = logger.registered_handler
-        previous = handler.setStream(log)  # type: ignore[attr-defined]
-        try:
-            with contextlib.redirect_stdout(log):  # the handler's EMF metrics
-                stats = drain(
-                    boto3.client("sqs"),
-                    state.queue_url,
-                    handle_copy.lambda_handler,
-                    function_timeout=stack.timeouts.get("CopierFunction", 300.0),
-                )
-        finally:
-            handler.setStream(previous)  # type: ignore[attr-defined]
-        depths = {url: _depth(boto3.client("sqs"), url) for url in (state.queue_url, state.dlq_url)}
+        sqs = boto3.client("sqs")
+        with functions_output_to(log):
+            timeout = stack.timeouts.get("CopierFunction", 300.0)
+            stats = drain(sqs, state.queue_url, handle_copy.lambda_handler, function_timeout=timeout)
+        waiting = {url: queue_depths(sqs, url)[0] for url in (state.queue_url, state.dlq_url)}
     if not stats.received:
         print("The copy queue is empty: nothing to copy.", file=out)
     else:
-        batches = f"{stats.batches} {'batch' if stats.batches == 1 else 'batches'}"
-        records = f"{stats.received} {'record' if stats.received == 1 else 'records'}"
+        batches, records = plural(stats.batches, "batch", "batches"), plural(stats.received, "record")
         print(f"Copier: {batches}, {records}: {stats.deleted} done, {stats.given_back} given back.", file=out)
     print(
-        f"Now {depths[state.queue_url]} on the copy queue, {depths[state.dlq_url]} in the dead-letter queue"
-        f"{' (uploadcare-s3-copy dlq list)' if depths[state.dlq_url] else ''}; the copier's log: {log_path}",
+        f"Now {waiting[state.queue_url]} on the copy queue, {waiting[state.dlq_url]} in the dead-letter queue"
+        f"{' (uploadcare-s3-copy dlq list)' if waiting[state.dlq_url] else ''}; the copier's log: {log_path}",
         file=out,
     )
     return 0
-
-
-def _depth(sqs: Any, url: str) -> int:
-    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
-    return int(attributes["Attributes"]["ApproximateNumberOfMessages"])
 
 
 def print_up(state: UpState, folder: Path, out: Any = sys.stdout) -> None:

@@ -41,6 +41,7 @@ from devkit.emulator.state import (
 )
 from uploadcare_s3_copy.patterns import PatternError, expand_pattern, validate_pattern
 from uploadcare_s3_copy.uploadcare import ACCEPT, request_signature
+from uploadcare_s3_copy.webhook.signing import sign
 
 API_CONTENT_TYPE = ACCEPT  # answers are sent with the same media type the client asks for
 ADMIN_PREFIX = "/__emulator__/"
@@ -536,8 +537,7 @@ class RestApi(Project):
             ).encode()
             headers = {"Content-Type": "application/json", "User-Agent": "uploadcare-emulator-webhook"}
             if hook["signing_secret"]:
-                digest = hmac.new(hook["signing_secret"].encode(), body, hashlib.sha256).hexdigest()
-                headers["X-Uc-Signature"] = f"v1={digest}"
+                headers["X-Uc-Signature"] = sign(hook["signing_secret"], body)
             delivery = urllib.request.Request(hook["target_url"], data=body, headers=headers, method="POST")  # noqa: S310
             try:
                 with urllib.request.urlopen(delivery, timeout=10) as answer:  # noqa: S310 - a registered target
