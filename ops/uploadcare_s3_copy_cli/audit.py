@@ -27,8 +27,6 @@ from typing import Any
 
 import urllib3
 from botocore.exceptions import BotoCoreError, ClientError
-from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from uploadcare_s3_copy.copy_request import CopyRequest, has_file_identity
@@ -41,7 +39,7 @@ from uploadcare_s3_copy.webhook.rules import derived_from
 from uploadcare_s3_copy_cli.backfill import PageSource, fetch_page
 from uploadcare_s3_copy_cli.base import EXIT_OK, EXIT_PROBLEMS, UsageError, plural
 from uploadcare_s3_copy_cli.context import Context
-from uploadcare_s3_copy_cli.display import on_terminal, show_table
+from uploadcare_s3_copy_cli.display import on_terminal, show_table, status_display
 
 GRACE_SECONDS = DEFAULT_GRACE_SECONDS  # without --to, younger files are left out (still the webhook's)
 PAGE_SIZE = 1000  # Uploadcare's largest page: ten BatchGetItem calls a page
@@ -344,10 +342,7 @@ def progress_display(ctx: Context, enabled: bool) -> Iterator[Callable[[str, int
     if not enabled or not on_terminal(ctx.err):
         yield lambda _label, _count: None
         return
-    console = Console(file=ctx.err)
-    with Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console, transient=True
-    ) as progress:
+    with status_display(ctx.err, transient=True) as progress:
         task = progress.add_task("listing files", total=None)
 
         def update(label: str, count: int | None) -> None:

@@ -22,9 +22,8 @@ from pathlib import Path
 from typing import Any, Protocol, TextIO
 
 from botocore.exceptions import BotoCoreError, ClientError
-from rich.console import Console
 from rich.progress import Progress as RichProgress
-from rich.progress import SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import TaskID
 
 from uploadcare_s3_copy.copy_request import CopyRequest, has_file_identity, now_iso
 from uploadcare_s3_copy.moments import iso_z, parse_when, uploaded_at
@@ -32,7 +31,7 @@ from uploadcare_s3_copy.reasons import CopyFailure, Reason, TransientFailure
 from uploadcare_s3_copy.uploadcare import FilesPage, files_cursor
 from uploadcare_s3_copy_cli.base import EXIT_INTERRUPTED, EXIT_OK, CliError, UsageError, plural
 from uploadcare_s3_copy_cli.context import Context
-from uploadcare_s3_copy_cli.display import on_terminal
+from uploadcare_s3_copy_cli.display import on_terminal, status_display
 
 STATE_VERSION = 1
 DEFAULT_PAGE_SIZE = 100
@@ -170,8 +169,7 @@ class Progress:
     def show(self, line: str) -> None:
         if self._tty:
             if self._live is None:
-                columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
-                self._live = RichProgress(*columns, console=Console(file=self._stream))
+                self._live = status_display(self._stream, transient=False)
                 self._live.start()
                 self._task = self._live.add_task(line, total=None)
             assert self._task is not None

@@ -63,8 +63,11 @@ class AwsClients:
         return self._region
 
     def require_region(self) -> None:
-        """No region anywhere is a usage error with the fix (before boto3 looks for credentials)."""
-        if self._region is None and boto3.session.Session().region_name is None:
+        """No region anywhere is a usage error with the fix (before boto3 looks for credentials). boto3's own
+        configuration is read once, not once per service."""
+        if self._region is None:
+            self._region = boto3.session.Session().region_name
+        if self._region is None:
             raise UsageError(REGION_FIX)
 
     def __call__(self, service: str) -> Any:

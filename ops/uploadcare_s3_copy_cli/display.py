@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TextIO
 
 from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 
@@ -21,14 +22,20 @@ def on_terminal(stream: TextIO) -> bool:
     return console.is_terminal and not console.is_dumb_terminal
 
 
-def show_table(stream: TextIO, table: Table, *, indent: str = "") -> None:
+def status_display(stream: TextIO, *, transient: bool) -> Progress:
+    """rich's live status line for a terminal: a spinner, the task's description and the time elapsed (`transient`:
+    wiped when it stops). Callers add one task with `total=None` and update its description."""
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+    return Progress(*columns, console=Console(file=stream), transient=transient)
+
+
+def show_table(stream: TextIO, table: Table) -> None:
     """`table` drawn by rich on a terminal; else its title, header and rows as aligned plain lines."""
     if on_terminal(stream):
-        console = Console(file=stream)
-        console.print(table)
+        Console(file=stream).print(table)
         return
     for line in plain_lines(table):
-        print(indent + line if line else line, file=stream)
+        print(line, file=stream)
     stream.flush()
 
 

@@ -24,11 +24,6 @@ from uploadcare_s3_copy.source_changes import SourcePolicy, parse_policy
 from uploadcare_s3_copy.specs import DEFAULT_PATTERN, CopySpec, CopySpecsError, parse_copy_specs
 from uploadcare_s3_copy_cli.base import UsageError
 
-
-class NothingConfiguredError(UsageError):
-    """No stack and no resource setting at all: every command answers this the same way (exit 2)."""
-
-
 STACK_ENV = "UPLOADCARE_S3_COPY_STACK"
 _URL = re.compile(r"\Ahttps?://[^/\s]+(/\S*)?\Z")
 
@@ -256,7 +251,7 @@ def resolve(
             given[setting.name] = environ[setting.env]
             sources[setting.name] = f"${setting.env}"
     if stack_name is None and all(value is None for value in given.values()):
-        raise NothingConfiguredError(
+        raise UsageError(
             f"nothing configured: give --stack NAME (or ${STACK_ENV}) to read a deployed stack, or the resource "
             "options this command's --help lists (each has an environment variable)"
         )
